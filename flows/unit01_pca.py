@@ -1,0 +1,37 @@
+"""Unit 1 — linear algebra and PCA from scratch on Iris."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from pipeline.audit.twins import audit_pca
+from pipeline.lessons import pca
+from pipeline.params import Unit01Params
+from pipeline.report import UnitReport
+from pipeline.units import get_unit
+from tasks.audit import audit
+from tasks.evaluate import evaluate
+from tasks.register import register
+from tasks.train import train_pca
+from tasks.validate import ingest_validated
+
+UNIT = get_unit("unit01")
+
+
+@flow(name="unit01-pca", log_prints=True)
+def unit01_pca(params: Unit01Params = Unit01Params()) -> dict:
+    iris = ingest_validated("iris", params)
+    fit = train_pca(iris.splits["data"], params.n_components, params.test_size, params.seed)
+    table, results = evaluate("iris", fit.models, fit.split, cv=params.cv_folds, seed=params.seed)
+    checks = audit(audit_pca, fit.ours, fit.theirs, fit.X)
+
+    main = results[next(iter(fit.models))]  # PCA(k) + logistic, the registered model
+    report = UnitReport(UNIT.id, UNIT.primary_metric, UNIT.greater_is_better,
+                        params.model_dump(), pca.variance_metrics(fit.ours), [iris.ref],
+                        model=main.model, model_example=fit.split.X_test[:5], figures=pca.pca_figures(fit),
+                        tables={"explained variance": pca.variance_table(fit.ours),
+                                "loadings": pca.loadings_table(fit.ours),
+                                "classifier on components vs all features": table})
+    report.add_evaluation(main)
+    report.add_audit(checks)
+    return register(report)

@@ -1,0 +1,63 @@
+"""Unit 4 — decision trees, linear and logistic regression from scratch, beside scikit-learn."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from pipeline.audit.twins import audit_linear, audit_logistic, audit_tree
+from pipeline.features import IRIS_FEATURES, split_iris, split_titanic
+from pipeline.lessons import trees
+from pipeline.params import Unit04Params
+from pipeline.report import UnitReport
+from pipeline.units import get_unit
+from tasks.audit import audit
+from tasks.evaluate import evaluate
+from tasks.register import register
+from tasks.train import train_linear_regression, train_models
+from tasks.validate import ingest_validated
+
+UNIT = get_unit("unit04")
+
+
+@flow(name="unit04-decision-trees", log_prints=True)
+def unit04_trees(params: Unit04Params = Unit04Params()) -> dict:
+    iris_data = ingest_validated("iris", params)
+    iris = iris_data.splits["data"]
+    titanic = ingest_validated("titanic", params)
+
+    iris_split = split_iris(iris, params.test_size, params.seed)
+    iris_trees = train_models("iris-trees", trees.tree_pair(
+        params.max_depth, params.min_samples_split, params.seed), iris_split)
+    titanic_split = split_titanic(titanic.splits["train"], params.test_size, params.seed)
+    titanic_models = train_models("titanic-models", trees.titanic_models(
+        params.max_depth, params.min_samples_split, params.seed), titanic_split)
+    linear = train_linear_regression(iris, params.test_size, params.seed)
+
+    iris_table, _ = evaluate("iris-trees", iris_trees, iris_split, cv=params.cv_folds, seed=params.seed)
+    titanic_table, titanic_results = evaluate("titanic-models", titanic_models, titanic_split,
+                                              cv=params.cv_folds, seed=params.seed)
+    linear_table, _ = evaluate("iris-linear-regression",
+                               {"ours: linear regression (GD)": linear.ours,
+                                "sklearn: linear regression": linear.theirs},
+                               linear.split, cv=params.cv_folds, seed=params.seed, task="regression")
+
+    checks = [audit(audit_tree, *trees.tree_audit_inputs(iris_trees, iris_split)),
+              audit(audit_tree, *trees.tree_audit_inputs(titanic_models, titanic_split)),
+              audit(audit_logistic, *trees.logistic_audit_inputs(titanic_models, titanic_split)),
+              audit(audit_linear, linear.ours, linear.closed_form, linear.theirs)]
+
+    main = titanic_results[trees.OURS_TREE]
+    report = UnitReport(
+        UNIT.id, UNIT.primary_metric, UNIT.greater_is_better, params.model_dump(), {},
+        [iris_data.ref, titanic.ref], model=main.model,
+        model_example=titanic_split.X_test.head(5),
+        tables={"titanic comparison": titanic_table, "iris trees": iris_table,
+                "iris linear regression": linear_table},
+        texts={"trees_iris": trees.trees_side_by_side(*iris_trees.values(), IRIS_FEATURES),
+               "trees_titanic": trees.trees_side_by_side(
+                   *(titanic_models[n] for n in (trees.OURS_TREE, trees.SKLEARN_TREE)),
+                   trees.feature_names(titanic_models[trees.OURS_TREE], []))})
+    report.add_evaluation(main)
+    for check in checks:
+        report.add_audit(check)
+    return register(report)

@@ -1,0 +1,50 @@
+"""Unit 6 — the evaluation pipeline: models compared on Titanic, bias–variance, imbalanced metrics."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from pipeline.audit.twins import audit_cross_validation
+from pipeline.features import split_titanic
+from pipeline.lessons import model_selection
+from pipeline.params import Unit06Params
+from pipeline.plots import figure_to_png, validation_curve_figure
+from pipeline.report import UnitReport
+from pipeline.units import get_unit
+from tasks.audit import audit
+from tasks.evaluate import evaluate, imbalance_example, validation_curve
+from tasks.register import register
+from tasks.train import train_models
+from tasks.validate import ingest_validated
+
+UNIT = get_unit("unit06")
+DEPTH = "model__max_depth"
+
+
+@flow(name="unit06-evaluation", log_prints=True)
+def unit06_evaluation(params: Unit06Params = Unit06Params()) -> dict:
+    titanic = ingest_validated("titanic", params)
+    split = split_titanic(titanic.splits["train"], params.test_size, params.seed)
+    models = train_models("titanic-candidates", model_selection.titanic_candidates(params.seed),
+                          split)
+    table, results = evaluate("titanic-candidates", models, split, cv=params.cv_folds,
+                              seed=params.seed)
+    best = model_selection.best_model(table)
+    curve = validation_curve(model_selection.depth_curve_model(params.seed), split.X_train, split.y_train,
+                             DEPTH, params.max_depth_range, params.cv_folds, params.seed)
+    imbalance = imbalance_example(params.seed)
+    checks = audit(audit_cross_validation, models[best], split.X_train, split.y_train, results[best],
+                   params.cv_folds, params.seed)
+
+    report = UnitReport(
+        UNIT.id, UNIT.primary_metric, UNIT.greater_is_better, params.model_dump(),
+        {"best_depth_by_cv": float(curve.loc[curve["cv_mean"].idxmax(), DEPTH])}, [titanic.ref],
+        model=results[best].model, model_example=split.X_test.head(5),
+        figures={"validation_curve_depth": figure_to_png(validation_curve_figure(curve, DEPTH))},
+        tables={"model comparison": table, "validation curve (tree depth)": curve,
+                "imbalanced example": imbalance},
+        notes=f"Selected by {model_selection.SELECTION_METRIC}: **{best}**\n\n"
+              + model_selection.METRIC_GUIDE)
+    report.add_evaluation(results[best])
+    report.add_audit(checks)
+    return register(report)

@@ -1,0 +1,118 @@
+"""The ``mlpath`` command (also ``python -m pipeline``).
+
+``--help`` and ``list`` import nothing heavy: torch, Great Expectations, MLflow and Prefect are
+imported only by the commands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pipeline import units as curriculum
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlpath",
+        description="A learning path into machine learning: every unit is a Prefect flow, "
+                    "tracked in MLflow, its data guarded by Great Expectations.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("list", help="every unit with its title and whether it is built")
+
+    run = commands.add_parser("run", help="run unit flows in this process",
+                              description="Run unit flows; exit 0 only if all succeed.")
+    run.add_argument("units", nargs="+", metavar="UNIT", help="unit ids (unit01 …) or 'all'")
+    run.add_argument("--profile", choices=("quick", "full"), default="full",
+                     help="quick: small data, minutes on 2 cores; full: the real run (default)")
+    run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a flow parameter, e.g. --set max_depth=3 or "
+                          "--set data_files.titanic/train.csv=/path/new.csv (repeatable)")
+
+    results = commands.add_parser("results", help="latest registered metrics per unit, from MLflow")
+    results.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def cmd_list() -> int:
+    rows = [[u.id, u.title, "yes" if u.implemented else "no"] for u in curriculum.UNITS]
+    _print_table("mlpath units", ["unit", "title", "implemented"], rows)
+    return EXIT_OK
+
+
+def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
+    from pipeline.params import ParameterError, build_params, parse_assignments
+
+    try:
+        selected = curriculum.resolve_selection(unit_names)
+        overrides = parse_assignments(assignments)
+        build_params([u.id for u in selected], profile, overrides)  # fail fast, before Prefect starts
+    except (LookupError, ValueError) as exc:
+        print(f"mlpath run: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from pipeline.settings import configure_environment
+
+    configure_environment()
+    from flows.learning_path import learning_path
+
+    outcomes = learning_path(units=[u.id for u in selected], profile=profile, overrides=overrides)
+    rows = []
+    for outcome in outcomes:
+        value = outcome.get("value")
+        rows.append([
+            outcome["unit"], outcome["status"], outcome.get("primary_metric") or "",
+            f"{value:.4f}" if isinstance(value, float) else "",
+            f"v{outcome['version']} @{outcome['alias']}" if outcome.get("version") else "",
+            outcome.get("error", "").splitlines()[0] if outcome.get("error") else "",
+        ])
+    _print_table(f"mlpath run ({profile})", ["unit", "status", "metric", "value", "model", "error"],
+                 rows)
+    for outcome in outcomes:
+        if outcome["status"] != "succeeded":
+            print(f"\n{outcome['unit']} failed:\n{outcome['error']}", file=sys.stderr)
+    return EXIT_OK if all(o["status"] == "succeeded" for o in outcomes) else EXIT_FAILED
+
+
+def cmd_results(as_json: bool) -> int:
+    from pipeline.registry import latest_results
+
+    results = latest_results([u.id for u in curriculum.UNITS])
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return EXIT_OK
+    rows = [[uid, r["primary_metric"] or "", f"{r['metrics'].get(r['primary_metric'], float('nan')):.4f}",
+             f"v{r['version']}", f"v{r['champion_version']}" if r["champion_version"] else "",
+             r["profile"] or ""] for uid, r in results.items()]
+    _print_table("latest registered results", ["unit", "metric", "value", "newest", "champion",
+                                               "profile"], rows)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        return cmd_list()
+    if args.command == "run":
+        return cmd_run(args.units, args.profile, args.assignments)
+    return cmd_results(args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

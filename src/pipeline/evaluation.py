@@ -1,0 +1,414 @@
+"""Unit 6: the one evaluation every unit uses — cross-validation on train, metrics on test.
+
+``evaluate(model, X_train, y_train, X_test, y_test)`` fits a fresh clone of the model on each
+K-fold (stratified for classification) split of the training data and scores the held-out fold,
+then fits a clone on the whole training set and scores the test set with the same metrics.
+The metrics come from ``sklearn.metrics``; this module is the pipeline around them: one flat
+``dict[str, float]`` (``test_<m>``, ``cv_<m>_mean``, ``cv_<m>_std``) that goes straight to MLflow,
+plus the confusion matrix, the test predictions and figures for the report.
+
+Any object with the sklearn estimator contract goes through: sklearn estimators and pipelines,
+our from-scratch estimators, and non-sklearn models wrapped as a ``ModelAdapter``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.base import BaseEstimator, clone, is_classifier, is_regressor
+from sklearn.model_selection import KFold, StratifiedKFold, validation_curve
+from sklearn.utils.multiclass import type_of_target
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+TASKS = ("classification", "regression")
+REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
+
+
+class ModelAdapter(ABC, BaseEstimator):
+    """Base class for a model that is not an sklearn estimator but should go through `evaluate`.
+
+    The contract is sklearn's, reduced to what the evaluation calls:
+
+    - ``__init__`` only stores its arguments as attributes of the same names, so ``get_params``
+      and ``sklearn.base.clone`` work: cross-validation fits a fresh clone on every fold.
+    - ``fit(X, y)`` trains and returns ``self``; learned state goes in trailing-underscore
+      attributes (``classes_``, ``weights_``).
+    - ``predict(X)`` returns labels (classification) or values (regression), shape (n,).
+    - Optional ``predict_proba(X)``, shape (n, n_classes), columns in the order of ``classes_``
+      (or of the sorted labels when the model has no ``classes_``); or, for binary problems,
+      ``decision_function(X)``, shape (n,), larger meaning the greater label. With neither,
+      ROC AUC is left out of the metrics and the result's ``notes`` say why.
+
+    Put ``ClassifierMixin`` or ``RegressorMixin`` before ``ModelAdapter`` in the bases to
+    declare the task; otherwise ``evaluate(task="auto")`` infers it from the targets.
+
+    Examples
+    --------
+    >>> from sklearn.base import ClassifierMixin
+    >>> class MajorityClass(ClassifierMixin, ModelAdapter):
+    ...     def fit(self, X, y):
+    ...         self.classes_, counts = np.unique(y, return_counts=True)
+    ...         self.majority_ = self.classes_[np.argmax(counts)]
+    ...         return self
+    ...     def predict(self, X):
+    ...         return np.full(len(X), self.majority_)
+    """
+
+    @abstractmethod
+    def fit(self, X, y) -> "ModelAdapter":
+        """Train on X (n, d) and y (n,); return self."""
+
+    @abstractmethod
+    def predict(self, X) -> np.ndarray:
+        """Predictions for X (n, d), shape (n,)."""
+
+
+@dataclass
+class EvaluationResult:
+    """What `evaluate` measured.
+
+    ``metrics`` is flat (``test_<m>``, ``cv_<m>_mean``, ``cv_<m>_std``) so it can be logged to
+    MLflow as is; ``fold_metrics`` holds the per-fold values behind the cv_ entries.
+    ``labels``, ``confusion_matrix`` (rows = true, columns = predicted, labels sorted) and
+    ``y_score`` are None for regression; ``y_score`` is the positive-class score (n,) for
+    binary problems, the class probabilities (n, n_classes) for multiclass, None when the
+    model gives no scores.
+    """
+
+    task: str
+    model: Any
+    metrics: dict[str, float]
+    metric_names: list[str]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    y_score: np.ndarray | None = None
+    labels: list | None = None
+    confusion_matrix: np.ndarray | None = None
+    fold_metrics: list[dict[str, float]] = field(default_factory=list)
+    cv_strategy: str = "none"
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        """One row per metric; columns ``test``, ``cv_mean``, ``cv_std`` (NaN without CV)."""
+        rows = {
+            name: {
+                "test": self.metrics.get(f"test_{name}", np.nan),
+                "cv_mean": self.metrics.get(f"cv_{name}_mean", np.nan),
+                "cv_std": self.metrics.get(f"cv_{name}_std", np.nan),
+            }
+            for name in self.metric_names
+        }
+        table = pd.DataFrame.from_dict(rows, orient="index", columns=["test", "cv_mean", "cv_std"])
+        table.index.name = "metric"
+        return table
+
+    def summary_markdown(self) -> str:
+        """The metrics table and notes as Markdown, for a Prefect artifact or a results doc."""
+        lines = [
+            f"**{self.task.capitalize()}** — {len(self.y_true)} test rows, CV: {self.cv_strategy}",
+            "",
+            "| metric | test | cv mean | cv std |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, row in self.table().iterrows():
+            cells = " | ".join("—" if np.isnan(v) else f"{v:.4f}" for v in row)
+            lines.append(f"| {name} | {cells} |")
+        if self.notes:
+            lines += ["", *(f"- {note}" for note in self.notes)]
+        return "\n".join(lines) + "\n"
+
+    def figures(self) -> dict[str, "Figure"]:
+        """Figures for the test set: confusion matrix and ROC curve(s), or predicted vs actual."""
+        from pipeline import plots  # matplotlib only when figures are asked for
+
+        if self.task == "regression":
+            return {"predicted_vs_actual": plots.predicted_vs_actual_figure(self.y_true, self.y_pred)}
+        figures = {"confusion_matrix": plots.confusion_matrix_figure(self.confusion_matrix, self.labels)}
+        if self.y_score is not None:
+            figures["roc_curve"] = plots.roc_curve_figure(self.y_true, self.y_score, self.labels)
+        return figures
+
+
+def evaluate(
+    model,
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    *,
+    task: str = "auto",
+    cv: int = 5,
+    stratified: bool = True,
+    seed: int = 0,
+    fit: bool = True,
+) -> EvaluationResult:
+    """Cross-validate on the training set, fit on all of it, and score the test set.
+
+    Parameters
+    ----------
+    model : estimator following the sklearn contract (clonable; fit returns self).
+        Not modified: CV and the final fit use clones; the fitted one is ``result.model``.
+    X_train, y_train : training data, (n, d) array or DataFrame and (n,).
+    X_test, y_test : held-out data, (m, d) and (m,).
+    task : "classification", "regression" or "auto" (the model's sklearn type, else the
+        targets' type: integer or string labels are classes, floats are a regression).
+    cv : number of folds; 0 or 1 skips cross-validation.
+    stratified : use StratifiedKFold for classification (KFold for regression regardless).
+    seed : shuffles the folds.
+    fit : False evaluates ``model`` as already fitted on the test set (CV still fits clones).
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    if cv < 0 or int(cv) != cv:
+        raise ValueError(f"cv must be a number of folds (0 or 1 to skip CV), got {cv!r}")
+    y_test = _as_1d(y_test, "y_test")
+    y_train = None if y_train is None else _as_1d(y_train, "y_train")
+    if y_train is None and (fit or cv > 1):
+        raise ValueError("y_train is needed to fit the model or cross-validate it")
+    task = _resolve_task(task, model, y_train if y_train is not None else y_test)
+    labels = None
+    if task == "classification":
+        known = [y_test] + [y for y in (y_train, getattr(model, "classes_", None)) if y is not None]
+        labels = np.unique(np.concatenate(known))
+        if len(labels) < 2:
+            raise ValueError(f"classification needs at least two classes, found only {labels.tolist()}")
+
+    notes: list[str] = []
+    fold_metrics: list[dict[str, float]] = []
+    cv_strategy = "none"
+    if cv > 1:
+        splitter = _splitter(task == "classification" and stratified, int(cv), seed)
+        cv_strategy = f"{type(splitter).__name__}(n_splits={int(cv)}, shuffle=True, random_state={seed})"
+        for train_idx, val_idx in splitter.split(X_train, y_train):
+            fold_model = clone(model)
+            fold_model.fit(_rows(X_train, train_idx), y_train[train_idx])
+            scores, _, _ = _score(fold_model, _rows(X_train, val_idx), y_train[val_idx], task, labels, notes)
+            fold_metrics.append(scores)
+
+    if fit:
+        fitted = clone(model)
+        fitted.fit(X_train, y_train)
+    else:
+        fitted = model
+    test_scores, y_pred, y_score = _score(fitted, X_test, y_test, task, labels, notes)
+
+    metrics = {f"test_{name}": value for name, value in test_scores.items()}
+    for name in test_scores:
+        values = np.array([fold[name] for fold in fold_metrics])
+        if len(values):
+            metrics[f"cv_{name}_mean"] = float(values.mean())
+            metrics[f"cv_{name}_std"] = float(values.std())
+    return EvaluationResult(
+        task=task,
+        model=fitted,
+        metrics=metrics,
+        metric_names=list(test_scores),
+        y_true=y_test,
+        y_pred=y_pred,
+        y_score=y_score,
+        labels=None if labels is None else labels.tolist(),
+        confusion_matrix=None if labels is None else skm.confusion_matrix(y_test, y_pred, labels=labels),
+        fold_metrics=fold_metrics,
+        cv_strategy=cv_strategy,
+        notes=notes,
+    )
+
+
+def compare_models(
+    models: Mapping[str, Any], X_train, y_train, X_test, y_test, **kwargs
+) -> tuple[pd.DataFrame, dict[str, EvaluationResult]]:
+    """Evaluate several models on the same data and splits (same seed), side by side.
+
+    Returns a table with one row per model (index ``model``) and the flat metrics as
+    columns (NaN where a model lacks one, e.g. roc_auc), and the results by name.
+    ``kwargs`` go to `evaluate`.
+    """
+    results = {name: evaluate(model, X_train, y_train, X_test, y_test, **kwargs) for name, model in models.items()}
+    table = pd.DataFrame.from_dict({name: r.metrics for name, r in results.items()}, orient="index")
+    table.index.name = "model"
+    return table, results
+
+
+def validation_curve_table(
+    model,
+    X,
+    y,
+    param_name: str,
+    param_range: Sequence,
+    cv: int = 5,
+    seed: int = 0,
+    *,
+    scoring: str | None = None,
+) -> pd.DataFrame:
+    """Train and CV scores across one hyper-parameter: the bias–variance picture.
+
+    A wide train–CV gap means variance (overfitting); both low means bias (underfitting).
+    ``scoring`` defaults to the estimator's ``score`` (accuracy, R²). Returns one row per
+    value: ``param_name``, ``train_mean``, ``train_std``, ``cv_mean``, ``cv_std``.
+    """
+    if cv < 2:
+        raise ValueError(f"a validation curve needs cv >= 2 folds, got {cv}")
+    y = _as_1d(y, "y")
+    task = _resolve_task("auto", model, y)
+    splitter = _splitter(task == "classification", cv, seed)
+    train, test = validation_curve(
+        model, X, y, param_name=param_name, param_range=param_range, cv=splitter, scoring=scoring
+    )  # (n_values, n_folds) each
+    return pd.DataFrame(
+        {
+            param_name: list(param_range),
+            "train_mean": train.mean(axis=1),
+            "train_std": train.std(axis=1),
+            "cv_mean": test.mean(axis=1),
+            "cv_std": test.std(axis=1),
+        }
+    )
+
+
+def imbalance_demo(seed: int = 0, n_samples: int = 4000) -> pd.DataFrame:
+    """Why accuracy misleads on imbalanced data: ~95 % accuracy from a model that finds nothing.
+
+    Builds a binary problem with about 5 % positives, then evaluates a majority-class
+    baseline and logistic regression with and without ``class_weight="balanced"``.
+    Returns one row per model with test accuracy, precision, recall, f1, roc_auc: the
+    baseline scores high accuracy but zero recall; reweighting trades precision for recall.
+    """
+    from sklearn.datasets import make_classification
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    X, y = make_classification(
+        n_samples=n_samples, n_features=20, n_informative=5, weights=[0.95, 0.05], flip_y=0.0, random_state=seed
+    )
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+    models = {
+        "majority class": DummyClassifier(strategy="most_frequent"),
+        "logistic regression": LogisticRegression(max_iter=1000),
+        "logistic regression, balanced": LogisticRegression(max_iter=1000, class_weight="balanced"),
+    }
+    table, _ = compare_models(models, X_train, y_train, X_test, y_test, cv=0, seed=seed)
+    columns = ["accuracy", "precision", "recall", "f1", "roc_auc"]
+    return table[[f"test_{c}" for c in columns]].set_axis(columns, axis=1)
+
+
+def _score(model, X, y, task, labels, notes) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
+    y_pred = np.asarray(model.predict(X)).ravel()
+    if task == "regression":
+        scores = {
+            "mse": skm.mean_squared_error(y, y_pred),
+            "rmse": skm.root_mean_squared_error(y, y_pred),
+            "mae": skm.mean_absolute_error(y, y_pred),
+            "r2": skm.r2_score(y, y_pred),
+        }
+        return {k: float(v) for k, v in scores.items()}, y_pred, None
+    y_score = _class_scores(model, X, labels, notes)
+    return _classification_metrics(y, y_pred, y_score, labels, notes), y_pred, y_score
+
+
+def _classification_metrics(y, y_pred, y_score, labels, notes) -> dict[str, float]:
+    scores = {"accuracy": skm.accuracy_score(y, y_pred)}
+    if len(labels) == 2:
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            y, y_pred, pos_label=labels[-1], average="binary", zero_division=0
+        )
+        scores.update(precision=p, recall=r, f1=f)
+    else:
+        # Averages over the classes present in this y / y_pred, as sklearn's scorers do.
+        for average in ("macro", "weighted"):
+            p, r, f, _ = skm.precision_recall_fscore_support(y, y_pred, average=average, zero_division=0)
+            scores.update({f"precision_{average}": p, f"recall_{average}": r, f"f1_{average}": f})
+    if y_score is not None:
+        scores["roc_auc"] = _roc_auc(y, y_score, labels, notes)
+    return {k: float(v) for k, v in scores.items()}
+
+
+def _roc_auc(y, y_score, labels, notes) -> float:
+    present = np.unique(y)
+    if len(present) < 2:
+        _note(notes, "roc_auc is NaN where a split holds a single class")
+        return np.nan
+    if y_score.ndim == 1:
+        return skm.roc_auc_score(y == labels[-1], y_score)
+    # One-vs-rest, macro: the mean of per-class binary AUCs over the classes present in y.
+    # Equals roc_auc_score(multi_class="ovr") when every class is present, and stays
+    # defined on a CV fold that misses one.
+    return float(np.mean([skm.roc_auc_score(y == c, y_score[:, i]) for i, c in enumerate(labels) if c in present]))
+
+
+def _class_scores(model, X, labels, notes) -> np.ndarray | None:
+    """Scores aligned with ``labels``: (n,) for the greater label if binary, else (n, k)."""
+    if hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(X))  # (n, n_model_classes)
+        classes = getattr(model, "classes_", None)
+        if classes is None:
+            if proba.shape[1] != len(labels):
+                raise ValueError(
+                    f"predict_proba gave {proba.shape[1]} columns for {len(labels)} labels and the model "
+                    "has no classes_ to say which is which; set classes_ in fit"
+                )
+            classes = labels
+        column = {c: j for j, c in enumerate(labels)}
+        aligned = np.zeros((proba.shape[0], len(labels)))
+        for j, c in enumerate(classes):
+            aligned[:, column[c]] = proba[:, j]
+        return aligned[:, 1] if len(labels) == 2 else aligned
+    if hasattr(model, "decision_function"):
+        if len(labels) == 2:
+            return np.asarray(model.decision_function(X), dtype=float).ravel()
+        _note(notes, "roc_auc omitted: multiclass ROC AUC needs predict_proba, the model has only decision_function")
+        return None
+    _note(notes, "roc_auc omitted: the model has neither predict_proba nor decision_function")
+    return None
+
+
+def _resolve_task(task: str, model, y) -> str:
+    if task in TASKS:
+        return task
+    if task != "auto":
+        raise ValueError(f"task must be 'classification', 'regression' or 'auto', got {task!r}")
+    try:
+        if is_classifier(model):
+            return "classification"
+        if is_regressor(model):
+            return "regression"
+    except AttributeError:  # not an sklearn estimator: no tags to read
+        pass
+    kind = type_of_target(y)
+    if kind in ("binary", "multiclass"):
+        return "classification"
+    if kind == "continuous":
+        return "regression"
+    raise ValueError(f"cannot infer the task from targets of type {kind!r}; pass task='classification' or 'regression'")
+
+
+def _splitter(stratified: bool, cv: int, seed: int) -> KFold | StratifiedKFold:
+    kind = StratifiedKFold if stratified else KFold
+    return kind(n_splits=cv, shuffle=True, random_state=seed)
+
+
+def _rows(X, idx):
+    return X.iloc[idx] if hasattr(X, "iloc") else X[idx]
+
+
+def _as_1d(y, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be one target per row, shape (n,); got shape {y.shape}")
+    return y
+
+
+def _note(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)

@@ -1,0 +1,65 @@
+"""Feature pipelines and train/test splits shared by the units.
+
+Preprocessing lives inside an sklearn ``Pipeline`` with the model, so cross-validation refits it on
+each training fold and nothing about the held-out rows leaks into training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+TITANIC_NUMERIC = ["Pclass", "Age", "SibSp", "Parch", "Fare"]
+TITANIC_CATEGORICAL = ["Sex", "Embarked"]
+TITANIC_TARGET = "Survived"
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+class Split(NamedTuple):
+    """Train and test rows, in ``train_test_split``'s order."""
+
+    X_train: Any
+    X_test: Any
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+def titanic_features(scale: bool = True) -> ColumnTransformer:
+    """Median-impute and (optionally) standardise numbers; one-hot encode Sex and Embarked.
+
+    Trees need no scaling, and unscaled thresholds read as ages and fares when printed. Sex is
+    encoded as a single column (``drop="if_binary"``) so a tree cannot tie between two mirrored
+    columns.
+    """
+    numeric = [SimpleImputer(strategy="median")] + ([StandardScaler()] if scale else [])
+    categorical = [SimpleImputer(strategy="most_frequent"),
+                   OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)]
+    return ColumnTransformer(
+        [("num", make_pipeline(*numeric), TITANIC_NUMERIC),
+         ("cat", make_pipeline(*categorical), TITANIC_CATEGORICAL)],
+        verbose_feature_names_out=False,
+    )
+
+
+def with_titanic_features(model, scale: bool = True) -> Pipeline:
+    return Pipeline([("features", titanic_features(scale)), ("model", model)])
+
+
+def split_titanic(train: pd.DataFrame, test_size: float, seed: int) -> Split:
+    """Stratified split of Kaggle's labelled ``train.csv`` (the Kaggle test set has no labels)."""
+    X = train[TITANIC_NUMERIC + TITANIC_CATEGORICAL]
+    y = train[TITANIC_TARGET].to_numpy(dtype=int)
+    return Split(*train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed))
+
+
+def split_iris(data: pd.DataFrame, test_size: float, seed: int) -> Split:
+    X = data[IRIS_FEATURES].to_numpy(dtype=float)
+    y = data["target"].to_numpy(dtype=int)
+    return Split(*train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed))

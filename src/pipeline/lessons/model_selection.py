@@ -1,0 +1,54 @@
+"""Unit 6 — the evaluation pipeline applied: several models on Titanic, bias and variance,
+and which metric to trust when classes are imbalanced.
+
+The evaluation itself is ``pipeline.evaluation``; this module only chooses what to evaluate.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from pipeline.features import with_titanic_features
+
+SELECTION_METRIC = "cv_f1_mean"
+
+METRIC_GUIDE = """\
+## Which metric?
+
+Accuracy counts every mistake the same. When one class is rare, a model that never predicts it
+scores the base rate — see the imbalanced example, where predicting "negative" for everyone is
+~95 % accurate and finds no positive at all. Prefer **recall** when a missed positive is costly
+(fraud, disease screening), **precision** when a false alarm is (spam filtering, alerts that wake
+someone), **F1** when both matter and positives are rare, and **ROC AUC** to compare rankings
+independently of the threshold. On Titanic (38 % survived) accuracy is informative but F1 is the
+selection metric here, so a model cannot win by ignoring survivors.
+"""
+
+
+def titanic_candidates(seed: int) -> dict[str, Pipeline]:
+    """Candidate models, each behind the shared Titanic feature pipeline."""
+    models = {
+        "logistic regression": LogisticRegression(max_iter=1000),
+        "decision tree (depth 4)": DecisionTreeClassifier(max_depth=4, random_state=seed),
+        "random forest": RandomForestClassifier(n_estimators=200, max_depth=6, random_state=seed,
+                                                n_jobs=1),
+        "gradient boosting": GradientBoostingClassifier(random_state=seed),
+        "k-nearest neighbours": KNeighborsClassifier(n_neighbors=15),
+        "SVM (RBF)": SVC(),
+    }
+    return {name: with_titanic_features(model) for name, model in models.items()}
+
+
+def best_model(table: pd.DataFrame, metric: str = SELECTION_METRIC) -> str:
+    """The model with the best cross-validated score — chosen on CV, never on the test set."""
+    return str(table[metric].idxmax())
+
+
+def depth_curve_model(seed: int) -> Pipeline:
+    return with_titanic_features(DecisionTreeClassifier(random_state=seed), scale=False)

@@ -1,0 +1,100 @@
+"""Typed parameters of each unit flow (pydantic, so the Prefect UI renders a form for them).
+
+``build_params`` turns the CLI's ``--set key=value`` pairs into validated parameter objects and
+reports unknown keys with the valid choices.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class UnitParams(BaseModel):
+    """Parameters every unit takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: Literal["quick", "full"] = Field(
+        "full", description="quick: small data for CI and demos; full: the real run")
+    seed: int = Field(0, description="seed for splits, subsampling and model initialisation")
+    data_files: dict[str, str] = Field(
+        default_factory=dict,
+        description="replace catalog files with local ones, e.g. {'titanic/train.csv': '/data/new.csv'};"
+                    " the replacement is validated like any batch")
+    test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction for test metrics")
+    cv_folds: int = Field(5, ge=0, le=20, description="cross-validation folds (0 disables CV)")
+
+
+class Unit01Params(UnitParams):
+    n_components: int = Field(2, ge=2, le=4, description="principal components to keep")
+
+
+class Unit04Params(UnitParams):
+    max_depth: int | None = Field(4, ge=1, description="tree depth limit (None: grow fully)")
+    min_samples_split: int = Field(2, ge=2, description="smallest node that may be split")
+    learning_rate: float = Field(0.1, gt=0, description="gradient-descent step for the linear models")
+    n_iter: int = Field(50_000, ge=1, description="gradient-descent iterations")
+
+
+class Unit06Params(UnitParams):
+    cv_folds: int = Field(5, ge=2, le=20, description="cross-validation folds (model selection needs CV)")
+    max_depth_range: list[int] = Field(
+        default_factory=lambda: list(range(1, 13)),
+        description="tree depths for the bias-variance validation curve")
+
+
+PARAMS: dict[str, type[UnitParams]] = {
+    "unit01": Unit01Params,
+    "unit04": Unit04Params,
+    "unit06": Unit06Params,
+}
+
+
+class ParameterError(ValueError):
+    """A --set key or value that no selected unit accepts."""
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """``["a=1", "data_files.titanic/train.csv=/x.csv"]`` -> ``{"a": 1, "data_files": {...}}``.
+
+    Values are read as JSON when they parse (numbers, lists, null), else as strings. A dotted key
+    sets one entry of a dict parameter.
+    """
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"--set expects key=value, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        name, dot, entry = key.partition(".")
+        if dot:
+            values.setdefault(name, {})[entry] = value
+        else:
+            values[name] = value
+    return values
+
+
+def build_params(unit_ids: list[str], profile: str, overrides: dict[str, Any]) -> dict[str, UnitParams]:
+    """Validated parameters per unit: each override goes to the units whose parameters have it."""
+    fields = {uid: set(PARAMS[uid].model_fields) for uid in unit_ids}
+    known = set().union(*fields.values()) if fields else set()
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(unknown)} for {', '.join(unit_ids)}; "
+            f"valid: {', '.join(sorted(known))}")
+    built = {}
+    for uid in unit_ids:
+        mine = {k: v for k, v in overrides.items() if k in fields[uid]}
+        try:
+            built[uid] = PARAMS[uid](**{**mine, "profile": profile})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ParameterError(f"{uid}: {problems}") from None
+    return built

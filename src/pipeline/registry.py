@@ -1,0 +1,223 @@
+"""MLflow: one run per unit run, the model registered as ``mlpath-<unit>``, champion/challenger.
+
+A new model version takes the ``champion`` alias only if it beats the current champion on the
+unit's primary metric (strictly); otherwise it gets ``challenger`` and the champion stays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import settings
+from pipeline.report import UnitReport
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# Modules whose types we let skops load back: our own estimators and the scientific stack.
+_TRUSTED_MODULE_PREFIXES = ("pipeline.", "sklearn.", "numpy.", "scipy.", "builtins.")
+# Passed explicitly: inferring requirements imports the model's whole environment (~12 s).
+_PIP_REQUIREMENTS = ["mlpath", "scikit-learn==1.9.1", "numpy==2.4.6", "skops==0.16.0"]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where a unit run landed in MLflow."""
+
+    run_id: str
+    experiment: str
+    model_name: str | None
+    version: str | None
+    alias: str | None
+    champion_before: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def client():
+    import mlflow
+
+    settings.configure_environment()
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    return mlflow.MlflowClient()
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id; created with its artifacts under MLPATH_HOME, not the cwd."""
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = (settings.artifact_root() / name).as_uri()
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, or "unknown" outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def trusted_types(model: Any) -> list[str]:
+    """The types skops must trust to load ``model``; refuses types from outside our stack."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_MODULE_PREFIXES)]
+    if foreign:
+        raise TypeError(f"model holds types outside pipeline/sklearn/numpy/scipy: {foreign}")
+    return untrusted
+
+
+def promote_if_better(model_name: str, version: str, metric: str, greater_is_better: bool = True
+                      ) -> tuple[str, float | None]:
+    """Give ``version`` the champion alias if it strictly beats the champion on ``metric``.
+
+    Returns (alias given, champion's metric before). A version whose run lacks the metric
+    never becomes champion over an existing one.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    new_value = mlflow_client.get_run(
+        mlflow_client.get_model_version(model_name, version).run_id).data.metrics.get(metric)
+    try:
+        champion = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        champion = None
+    before = None
+    if champion is not None:
+        before = mlflow_client.get_run(champion.run_id).data.metrics.get(metric)
+    if champion is None or before is None:
+        wins = new_value is not None
+    elif new_value is None:
+        wins = False
+    else:
+        wins = new_value > before if greater_is_better else new_value < before
+    alias = CHAMPION if wins else CHALLENGER
+    mlflow_client.set_registered_model_alias(model_name, alias, version)
+    logger.info("%s v%s -> @%s (%s: new %s, champion %s)", model_name, version, alias, metric,
+                new_value, before)
+    return alias, before
+
+
+def _write_run_files(report: UnitReport, folder: Path) -> None:
+    (folder / "figures").mkdir()
+    for name, png in report.figures.items():
+        (folder / "figures" / f"{name}.png").write_bytes(png)
+    (folder / "tables").mkdir()
+    for name, table in report.tables.items():
+        table.to_csv(folder / "tables" / f"{name}.csv")
+    for name, text in report.texts.items():
+        (folder / f"{name}.txt").write_text(text)
+    (folder / "summary.md").write_text(report.summary_markdown())
+    (folder / "data_refs.json").write_text(
+        json.dumps([ref.as_dict() for ref in report.data_refs], indent=2))
+
+
+def log_unit_run(report: UnitReport) -> Registration:
+    """Log one unit run to MLflow and register its model with champion/challenger promotion."""
+    import mlflow
+
+    client()  # configures the tracking URI
+    experiment = f"mlpath-{report.unit}"
+    experiment_id = ensure_experiment(experiment)
+    _ = report.primary_value  # fail before logging anything if the primary metric is missing
+    tags = {
+        "mlpath.unit": report.unit,
+        "mlpath.profile": str(report.params.get("profile", "")),
+        "mlpath.primary_metric": report.primary_metric,
+        "mlflow.source.git.commit": git_commit(),
+    }
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+        mlflow.log_params({k: _param_value(v) for k, v in report.params.items()})
+        for ref in report.data_refs:
+            mlflow.log_params({f"data.{ref.name}.{k}": v for k, v in ref.as_dict().items()
+                               if k != "name"})
+        mlflow.log_metrics(report.metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            _write_run_files(report, Path(tmp))
+            mlflow.log_artifacts(tmp)
+        version = alias = before = None
+        model_name = None
+        if report.model is not None:
+            model_name = f"mlpath-{report.unit}"
+            info = _log_model(report, model_name)
+            version = str(info.registered_model_version)
+    if version is not None:
+        alias, before = promote_if_better(model_name, version, report.primary_metric,
+                                          report.greater_is_better)
+    return Registration(run.info.run_id, experiment, model_name, version, alias, before)
+
+
+def _log_model(report: UnitReport, model_name: str):
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    signature = None
+    if report.model_example is not None:
+        with warnings.catch_warnings():
+            # "integer columns cannot hold missing values": true, and the feature pipeline imputes.
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            signature = infer_signature(report.model_example,
+                                        report.model.predict(report.model_example))
+    return mlflow.sklearn.log_model(
+        report.model,
+        name="model",
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(report.model),
+        pip_requirements=_PIP_REQUIREMENTS,
+        signature=signature,
+        registered_model_name=model_name,
+        await_registration_for=0,
+    )
+
+
+def _param_value(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
+
+
+def latest_results(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per unit: its newest registered model version, that run's metrics, and the champion."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    results: dict[str, dict[str, Any]] = {}
+    for unit_id in unit_ids:
+        name = f"mlpath-{unit_id}"
+        versions = mlflow_client.search_model_versions(f"name = '{name}'")
+        if not versions:
+            continue
+        newest = max(versions, key=lambda v: int(v.version))
+        run = mlflow_client.get_run(newest.run_id)
+        try:
+            champion = str(mlflow_client.get_model_version_by_alias(name, CHAMPION).version)
+        except MlflowException:
+            champion = None
+        results[unit_id] = {
+            "model": name,
+            "version": str(newest.version),
+            "aliases": list(newest.aliases),
+            "champion_version": champion,
+            "run_id": newest.run_id,
+            "profile": run.data.tags.get("mlpath.profile"),
+            "primary_metric": run.data.tags.get("mlpath.primary_metric"),
+            "metrics": dict(sorted(run.data.metrics.items())),
+        }
+    return results

@@ -1,0 +1,75 @@
+"""What a unit run hands to the register stage: metrics, model, data lineage, figures, tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class UnitReport:
+    """Everything one unit run produced, in the shape MLflow and Prefect artifacts want.
+
+    ``metrics`` are flat floats (logged as MLflow metrics); ``figures`` are PNG bytes by name;
+    ``tables`` are DataFrames by name; ``notes`` is markdown for the run summary. ``model`` is the
+    estimator to register (None for units that measure rather than fit), ``model_example`` a few
+    input rows for its signature.
+    """
+
+    unit: str
+    primary_metric: str
+    greater_is_better: bool
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    data_refs: list[Any] = field(default_factory=list)
+    model: Any | None = None
+    model_example: Any | None = None
+    figures: dict[str, bytes] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    def add_evaluation(self, result, prefix: str = "") -> None:
+        """Metrics, figures and table of one Unit 6 evaluation, names prefixed by ``prefix``."""
+        from pipeline.plots import figure_to_png
+
+        self.metrics.update({f"{prefix}{k}": float(v) for k, v in result.metrics.items()})
+        for name, fig in result.figures().items():
+            self.figures[f"{prefix}{name}"] = figure_to_png(fig)
+        self.tables[f"{prefix}evaluation"] = result.table()
+
+    def add_audit(self, audit) -> None:
+        self.tables[f"audit: {audit.subject}"] = audit.table()
+
+    @property
+    def primary_value(self) -> float:
+        try:
+            return self.metrics[self.primary_metric]
+        except KeyError:
+            raise KeyError(
+                f"{self.unit}: primary metric {self.primary_metric!r} was not computed; "
+                f"metrics are {sorted(self.metrics)}"
+            ) from None
+
+    def summary_markdown(self) -> str:
+        """A short markdown summary: the primary metric, the data used, the notes, the tables."""
+        lines = [
+            f"# {self.unit}",
+            "",
+            f"**{self.primary_metric}** = {self.primary_value:.4f}",
+            "",
+            "## Data",
+            "",
+            "| dataset | version | rows | source | profile |",
+            "|---|---|---|---|---|",
+        ]
+        for ref in self.data_refs:
+            d = ref.as_dict()
+            lines.append(f"| {d['name']} | `{d['version'][:12]}` | {d['rows']} | {d['source']} | {d['profile']} |")
+        if self.notes:
+            lines += ["", self.notes.strip()]
+        for name, table in self.tables.items():
+            lines += ["", f"## {name}", "", table.to_markdown(floatfmt=".4f")]
+        return "\n".join(lines) + "\n"

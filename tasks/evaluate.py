@@ -1,0 +1,38 @@
+"""Evaluate: Unit 6's evaluation, the one every unit uses."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline.features import Split
+from pipeline.evaluation import compare_models, imbalance_demo, validation_curve_table
+
+
+@task(cache_policy=NO_CACHE, task_run_name="evaluate-{name}")
+def evaluate(name: str, models: dict, split: Split, *, cv: int = 5, seed: int = 0,
+             fit: bool = False, task: str = "auto"):
+    """Evaluate models side by side: CV on the training rows, metrics on the test rows.
+
+    Models come fitted from the train stage (``fit=False``); CV always fits fresh clones.
+    Returns (comparison table, results by model name).
+    """
+    table, results = compare_models(models, split.X_train, split.y_train, split.X_test,
+                                     split.y_test, cv=cv, seed=seed, fit=fit, task=task)
+    logger = get_run_logger()
+    for model_name, result in results.items():
+        logger.info("%s / %s:\n%s", name, model_name, result.summary_markdown())
+    return table, results
+
+
+
+@task(cache_policy=NO_CACHE, task_run_name="validation-curve-{param_name}")
+def validation_curve(model, X, y, param_name: str, param_range: list, cv: int, seed: int):
+    """Train and CV score across one hyper-parameter: the bias–variance picture."""
+    return validation_curve_table(model, X, y, param_name, param_range, cv=cv, seed=seed)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="imbalance-example")
+def imbalance_example(seed: int):
+    """A rare-positive problem where accuracy flatters a model that finds nothing."""
+    return imbalance_demo(seed)

@@ -1,0 +1,32 @@
+"""Ingest: a dataset from the catalog (mirror → cache → download), with its DataRef."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline.data import ChecksumError, Dataset, DatasetNotFoundError, load_dataset
+
+
+def _retry_on_io(task, task_run, state) -> bool:
+    """Retry flaky I/O only: a bad checksum or a missing dataset will not heal by waiting."""
+    try:
+        state.result()
+    except (ChecksumError, DatasetNotFoundError):
+        return False
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(retries=2, retry_delay_seconds=[2, 8], retry_condition_fn=_retry_on_io,
+      cache_policy=NO_CACHE, task_run_name="ingest-{name}-{profile}")
+def ingest(name: str, profile: str, seed: int = 0, files: dict[str, str] | None = None) -> Dataset:
+    """Load ``name`` for ``profile``; ``files`` replaces catalog files with local ones."""
+    mine = {key.split("/", 1)[1]: path for key, path in (files or {}).items()
+            if key.split("/", 1)[0] == name}
+    dataset = load_dataset(name, profile, seed=seed, files=mine or None)
+    get_run_logger().info("ingested %s: %s", name, dataset.ref.as_dict())
+    return dataset

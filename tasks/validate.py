@@ -1,0 +1,27 @@
+"""Validate: the dataset's Great Expectations suite; a failing batch stops the flow here."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipeline.data import Dataset
+from pipeline.validation import ValidationReport, validate_frame, validation_frame
+
+
+@task(cache_policy=NO_CACHE, task_run_name="validate-{dataset.name}")
+def validate(dataset: Dataset) -> ValidationReport:
+    """Raise DataValidationError (listing every failed expectation) unless the batch passes."""
+    frame = validation_frame(dataset.name, dataset.splits)
+    report = validate_frame(frame, dataset.name, batch_label=dataset.ref.version[:12])
+    get_run_logger().info("%s: %d expectations passed", dataset.name, report.n_expectations)
+    return report
+
+
+def ingest_validated(name: str, params) -> Dataset:
+    """The two stages every flow opens with: ingest the dataset, then validate it."""
+    from tasks.ingest import ingest
+
+    dataset = ingest(name, params.profile, params.seed, params.data_files)
+    validate(dataset)
+    return dataset
