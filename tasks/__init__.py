@@ -1,0 +1,16 @@
+"""Prefect tasks: thin wrappers that call ``pipeline`` and add retries, logging and artifacts."""
+
+from __future__ import annotations
+
+import logging
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a run; a plain logger when a task is called as ``task.fn``."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("mlpath.tasks")

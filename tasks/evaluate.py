@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.features import Split
 from pipeline.evaluation import compare_models, imbalance_demo, validation_curve_table
+from pipeline.features import Split
+from tasks import run_logger
 
 
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{name}")
@@ -19,7 +20,7 @@ def evaluate(name: str, models: dict, split: Split, *, cv: int = 5, seed: int = 
     """
     table, results = compare_models(models, split.X_train, split.y_train, split.X_test,
                                      split.y_test, cv=cv, seed=seed, fit=fit, task=task)
-    logger = get_run_logger()
+    logger = run_logger()
     for model_name, result in results.items():
         logger.info("%s / %s:\n%s", name, model_name, result.summary_markdown())
     return table, results

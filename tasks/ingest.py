@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.data import ChecksumError, Dataset, DatasetNotFoundError, load_dataset
+from tasks import run_logger
 
 
 def _retry_on_io(task, task_run, state) -> bool:
@@ -28,5 +29,5 @@ def ingest(name: str, profile: str, seed: int = 0, files: dict[str, str] | None 
     mine = {key.split("/", 1)[1]: path for key, path in (files or {}).items()
             if key.split("/", 1)[0] == name}
     dataset = load_dataset(name, profile, seed=seed, files=mine or None)
-    get_run_logger().info("ingested %s: %s", name, dataset.ref.as_dict())
+    run_logger().info("ingested %s: %s", name, dataset.ref.as_dict())
     return dataset

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import re
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.registry import Registration, log_unit_run
 from pipeline.report import UnitReport
+from tasks import run_logger
 
 
 def _artifact_key(*parts: str) -> str:
@@ -40,7 +41,7 @@ def register(report: UnitReport) -> dict:
     """Log the run, register the model, publish artifacts; returns the unit's outcome."""
     registration = log_unit_run(report)
     publish_artifacts(report, registration)
-    get_run_logger().info("%s: %s = %.4f -> %s", report.unit, report.primary_metric,
+    run_logger().info("%s: %s = %.4f -> %s", report.unit, report.primary_metric,
                           report.primary_value, registration.as_dict())
     return {"unit": report.unit, "status": "succeeded", "primary_metric": report.primary_metric,
             "value": report.primary_value, **registration.as_dict()}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from pipeline.data import Dataset
 from pipeline.validation import ValidationReport, validate_frame, validation_frame
+from tasks import run_logger
 
 
 @task(cache_policy=NO_CACHE, task_run_name="validate-{dataset.name}")
@@ -14,7 +15,7 @@ def validate(dataset: Dataset) -> ValidationReport:
     """Raise DataValidationError (listing every failed expectation) unless the batch passes."""
     frame = validation_frame(dataset.name, dataset.splits)
     report = validate_frame(frame, dataset.name, batch_label=dataset.ref.version[:12])
-    get_run_logger().info("%s: %d expectations passed", dataset.name, report.n_expectations)
+    run_logger().info("%s: %d expectations passed", dataset.name, report.n_expectations)
     return report
 
 

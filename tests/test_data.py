@@ -24,14 +24,15 @@ from pipeline.data import (
     CIFAR10_CLASSES,
     DATASETS,
     ChecksumError,
-    DatasetNotFoundError,
     DataRef,
+    DatasetNotFoundError,
     UnknownDatasetError,
+    fetch,
     load_dataset,
 )
-from pipeline.data import fetch
 
 from conftest import MIRROR
+
 TINY_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
 

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from pipeline import plots
@@ -25,7 +25,6 @@ from pipeline.evaluation import (
     imbalance_demo,
     validation_curve_table,
 )
-
 
 # --- hand-written models: prove that non-sklearn models plug in through ModelAdapter ----------
 

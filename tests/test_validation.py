@@ -20,6 +20,7 @@ from pipeline.validation import (
 )
 
 from conftest import MIRROR
+
 DATASETS = ["iris", "titanic", "mall_customers", "adult", "mnist", "cifar10", "sst2",
             "tinyshakespeare", "stocks"]
 # Rows of the validation frame, from SOURCES.md and the catalog's quick sizes.

@@ -57,7 +57,7 @@ def cmd_list() -> int:
 
 
 def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
-    from pipeline.params import ParameterError, build_params, parse_assignments
+    from pipeline.params import build_params, parse_assignments
 
     try:
         selected = curriculum.resolve_selection(unit_names)

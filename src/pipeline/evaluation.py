@@ -14,8 +14,9 @@ our from-scratch estimators, and non-sklearn models wrapped as a ``ModelAdapter`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ class ModelAdapter(ABC, BaseEstimator):
     """
 
     @abstractmethod
-    def fit(self, X, y) -> "ModelAdapter":
+    def fit(self, X, y) -> ModelAdapter:
         """Train on X (n, d) and y (n,); return self."""
 
     @abstractmethod
@@ -124,7 +125,7 @@ class EvaluationResult:
             lines += ["", *(f"- {note}" for note in self.notes)]
         return "\n".join(lines) + "\n"
 
-    def figures(self) -> dict[str, "Figure"]:
+    def figures(self) -> dict[str, Figure]:
         """Figures for the test set: confusion matrix and ROC curve(s), or predicted vs actual."""
         from pipeline import plots  # matplotlib only when figures are asked for
 

@@ -8,7 +8,7 @@ reference. ``figure_to_png`` turns one into PNG bytes for MLflow or a Prefect ar
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 

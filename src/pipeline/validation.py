@@ -19,10 +19,11 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -289,7 +290,7 @@ def _jsonable(value: Any) -> Any:
 def _quarantine(frame: pd.DataFrame, report: ValidationReport, folder: Path) -> Path:
     """Write the failed batch (parquet, or CSV when parquet cannot hold it) and its failures."""
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     label = re.sub(r"[^A-Za-z0-9._-]+", "_", report.batch_label)
     stem = "-".join(part for part in (report.suite, stamp, label) if part)
     path = folder / f"{stem}.parquet"
@@ -320,7 +321,7 @@ def validation_frame(dataset_name: str, splits: dict) -> pd.DataFrame:
         build = _FRAME_BUILDERS[dataset_name]
     except KeyError:
         known = ", ".join(sorted(_FRAME_BUILDERS))
-        raise ValueError(f"No validation frame for dataset {dataset_name!r}; known: {known}")
+        raise ValueError(f"No validation frame for dataset {dataset_name!r}; known: {known}") from None
     return build(dataset_name, splits)
 
 

@@ -37,7 +37,7 @@ class AuditReport:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([f.__dict__ for f in self.findings], columns=["check", "passed", "detail"])
 
-    def __add__(self, other: "AuditReport") -> "AuditReport":
+    def __add__(self, other: AuditReport) -> AuditReport:
         return AuditReport(f"{self.subject} + {other.subject}", self.findings + other.findings)
 
 

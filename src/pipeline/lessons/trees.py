@@ -21,8 +21,13 @@ from sklearn.tree import DecisionTreeClassifier as SklearnTree
 from sklearn.tree import export_text as sklearn_export_text
 
 from pipeline.features import IRIS_FEATURES, Split, with_titanic_features
-from pipeline.scratch import (DecisionTreeClassifier, LinearRegressionGD, LogisticRegressionGD,
-                              closed_form_least_squares, export_text)
+from pipeline.scratch import (
+    DecisionTreeClassifier,
+    LinearRegressionGD,
+    LogisticRegressionGD,
+    closed_form_least_squares,
+    export_text,
+)
 
 OURS_TREE, SKLEARN_TREE = "ours: decision tree", "sklearn: decision tree"
 OURS_LOGISTIC, SKLEARN_LOGISTIC = "ours: logistic regression (GD)", "sklearn: logistic regression"

@@ -1,0 +1,103 @@
+"""The mlpath command: exit codes, messages, start-up cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.units import UNITS
+
+from conftest import MIRROR
+
+HEAVY = ("torch", "great_expectations", "mlflow", "prefect", "sklearn", "pandas")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"]])
+def test_help_and_list_import_nothing_heavy(argv):
+    code = (f"import sys\nfrom pipeline.cli import main\ntry:\n    main({argv!r})\n"
+            "except SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_list_shows_every_unit(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for unit in UNITS:
+        assert unit.id in out
+    assert "yes" in out and "no" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "unit99"], "valid units: unit01, unit02"),
+    (["run", "unit02"], "not implemented yet: unit02; built units: unit01, unit04, unit06"),
+    (["run", "unit01", "--set", "bogus=1"], "unknown parameter(s) bogus for unit01; valid:"),
+    (["run", "unit04", "--set", "max_depth=0"], "unit04: max_depth: Input should be greater than or equal to 1"),
+    (["run", "unit01", "--set", "novalue"], "--set expects key=value"),
+])
+def test_bad_run_arguments_exit_2_naming_valid_choices(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_profile_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "unit01", "--profile", "huge"])
+    assert exc.value.code == 2
+    assert "choose from 'quick', 'full'" in capsys.readouterr().err
+
+
+def mlpath(*args: str) -> subprocess.CompletedProcess:
+    """The installed command in a fresh process, as a user runs it (its own ephemeral Prefect API)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
+                          timeout=600, env={**env, "COLUMNS": "200"})
+
+
+@pytest.mark.slow
+def test_run_then_results_json(fresh_home):
+    run = mlpath("run", "unit01", "--profile", "quick")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "unit01" in run.stdout and "succeeded" in run.stdout and "@champion" in run.stdout
+    assert (fresh_home / "prefect").is_dir() and (fresh_home / "mlflow.db").is_file()
+
+    results_run = mlpath("results", "--json")
+    assert results_run.returncode == 0, results_run.stderr[-3000:]
+    results = json.loads(results_run.stdout)
+    assert list(results) == ["unit01"]
+    assert results["unit01"]["champion_version"] == "1"
+    assert results["unit01"]["profile"] == "quick"
+    assert 0.8 <= results["unit01"]["metrics"]["test_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_corrupted_titanic_stops_unit04_before_training(fresh_home, tmp_path):
+    train = pd.read_csv(MIRROR / "titanic" / "train.csv")
+    train.loc[:9, "Survived"] = None
+    train.loc[:4, "Age"] = -5.0
+    corrupted = tmp_path / "train.csv"
+    train.to_csv(corrupted, index=False)
+
+    captured = mlpath("run", "unit04", "--profile", "quick",
+                      "--set", f"data_files.titanic/train.csv={corrupted}")
+
+    assert captured.returncode == 1
+    assert "unit04" in captured.stdout and "failed" in captured.stdout
+    assert "DataValidationError" in captured.stderr
+    assert "expect_column_values_to_not_be_null" in captured.stderr and "Survived" in captured.stderr
+    assert "expect_column_values_to_be_between" in captured.stderr and "Age" in captured.stderr
+    assert list((fresh_home / "quarantine").glob("titanic-*"))
+
+    from pipeline.registry import client
+    mlflow_client = client()
+    assert mlflow_client.search_registered_models() == []
+    experiment = mlflow_client.get_experiment_by_name("mlpath-unit04")
+    assert experiment is None or mlflow_client.search_runs([experiment.experiment_id]) == []

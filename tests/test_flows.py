@@ -1,0 +1,81 @@
+"""Every unit flow end to end on the quick profile, against a Prefect test server."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.audit import AuditFailedError, AuditReport
+from pipeline.params import Unit01Params, Unit04Params, Unit06Params
+from pipeline.registry import client
+
+pytestmark = pytest.mark.slow
+
+
+def _assert_registered(outcome: dict, unit: str, metric: str, low: float) -> None:
+    assert outcome["status"] == "succeeded"
+    assert outcome["unit"] == unit and outcome["primary_metric"] == metric
+    assert low <= outcome["value"] <= 1.0
+    assert (outcome["version"], outcome["alias"]) == ("1", "champion")
+    run = client().get_run(outcome["run_id"])
+    assert run.data.metrics[metric] == pytest.approx(outcome["value"])
+    assert run.data.params["data.titanic.source" if unit != "unit01" else "data.iris.source"]
+
+
+def test_unit01_pca(prefect_harness, fresh_home):
+    from flows.unit01_pca import unit01_pca
+
+    outcome = unit01_pca(Unit01Params(profile="quick"))
+    _assert_registered(outcome, "unit01", "test_accuracy", 0.85)
+    metrics = client().get_run(outcome["run_id"]).data.metrics
+    assert metrics["explained_variance_ratio_pc1"] == pytest.approx(0.9246, abs=1e-4)
+    artifacts = {a.path for a in client().list_artifacts(outcome["run_id"], "figures")}
+    assert {"figures/projection_2d.png", "figures/linear_map.png"} <= artifacts
+
+
+def test_unit04_trees(prefect_harness, fresh_home):
+    from flows.unit04_trees import unit04_trees
+
+    outcome = unit04_trees(Unit04Params(profile="quick"))
+    _assert_registered(outcome, "unit04", "test_accuracy", 0.7)
+    files = {a.path for a in client().list_artifacts(outcome["run_id"])}
+    assert {"trees_iris.txt", "trees_titanic.txt"} <= files
+
+
+def test_unit06_evaluation(prefect_harness, fresh_home):
+    from flows.unit06_evaluation import unit06_evaluation
+
+    outcome = unit06_evaluation(Unit06Params(profile="quick", max_depth_range=[1, 3, 6]))
+    _assert_registered(outcome, "unit06", "test_f1", 0.6)
+    metrics = client().get_run(outcome["run_id"]).data.metrics
+    assert {"cv_f1_mean", "cv_f1_std", "test_roc_auc", "best_depth_by_cv"} <= set(metrics)
+
+
+def test_prefect_artifacts_published(prefect_harness, fresh_home):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.unit01_pca import unit01_pca
+
+    unit01_pca(Unit01Params(profile="quick", cv_folds=0))
+
+    async def keys():
+        async with get_client() as prefect:
+            found = await prefect.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["unit01-summary", "unit01-metrics", "unit01-plots"])))
+            return {a.key for a in found}
+
+    assert asyncio.run(keys()) == {"unit01-summary", "unit01-metrics", "unit01-plots"}
+
+
+def test_failed_audit_fails_the_task():
+    from tasks.audit import audit
+
+    def disagreeing_twin() -> AuditReport:
+        report = AuditReport("demo")
+        report.add("coefficients", False, "max |diff| = 1e-2 (tol 1e-5)")
+        return report
+
+    with pytest.raises(AuditFailedError, match="coefficients: max"):
+        audit.fn(disagreeing_twin)
