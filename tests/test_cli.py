@@ -41,6 +41,8 @@ def test_list_shows_every_unit(capsys):
     (["run", "unit01", "--set", "bogus=1"], "unknown parameter(s) bogus for unit01; valid:"),
     (["run", "unit04", "--set", "max_depth=0"], "unit04: max_depth: Input should be greater than or equal to 1"),
     (["run", "unit01", "--set", "novalue"], "--set expects key=value"),
+    (["run", "unit04", "--set", "data_files.titanc/train.csv=/tmp/x.csv"],
+     "unknown catalog file(s) titanc/train.csv; valid: titanic/train.csv"),
 ])
 def test_bad_run_arguments_exit_2_naming_valid_choices(argv, message, capsys):
     assert main(argv) == 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class UnitParams(BaseModel):
@@ -26,6 +26,18 @@ class UnitParams(BaseModel):
                     " the replacement is validated like any batch")
     test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction for test metrics")
     cv_folds: int = Field(5, ge=0, le=20, description="cross-validation folds (0 disables CV)")
+
+    @field_validator("data_files")
+    @classmethod
+    def _known_catalog_files(cls, files: dict[str, str]) -> dict[str, str]:
+        """Keys must name a catalog file ("dataset/file"): a typo must not silently use the mirror."""
+        from pipeline.data import DATASETS
+
+        valid = [f"{name}/{f.name}" for name, spec in DATASETS.items() for f in spec.files]
+        unknown = sorted(set(files) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown catalog file(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        return files
 
 
 class Unit01Params(UnitParams):

@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import urllib.error
@@ -208,7 +209,7 @@ def _fetch_with_retries(url: str, dest: Path) -> str | None:
             time.sleep(BACKOFF_S * 2 ** (attempt - 1))
         try:
             with urllib.request.urlopen(_request(url), timeout=60) as response, open(dest, "wb") as out:
-                shutil.copyfileobj(response, out, _CHUNK)
+                _copy_with_progress(response, out, url)
             return None
         except urllib.error.HTTPError as exc:
             error = f"HTTP {exc.code} {exc.reason}"
@@ -217,6 +218,22 @@ def _fetch_with_retries(url: str, dest: Path) -> str | None:
         except (OSError, http.client.HTTPException) as exc:
             error = f"{type(exc).__name__}: {exc}"
     return f"{error} (after {DOWNLOAD_TRIES} tries)"
+
+
+def _copy_with_progress(response, out, url: str) -> None:
+    """Copy a download to ``out``, with a progress bar when a person is watching the terminal."""
+    if not sys.stderr.isatty():
+        shutil.copyfileobj(response, out, _CHUNK)
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    total = getattr(response, "headers", {}).get("Content-Length")
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task(url.rsplit("/", 1)[-1], total=int(total) if total else None)
+        while chunk := response.read(_CHUNK):
+            out.write(chunk)
+            progress.advance(task, len(chunk))
 
 
 def _request(url: str) -> urllib.request.Request:
