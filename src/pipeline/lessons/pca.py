@@ -66,21 +66,26 @@ def loadings_table(pca: PCA) -> pd.DataFrame:
 
 
 def linear_map_figure(X: np.ndarray):
-    """The unit circle under the covariance of petal length and width, with its eigenvectors."""
+    """The unit circle under the covariance of standardised sepal length and petal width.
+
+    Standardised, the covariance is the correlation matrix [[1, r], [r, 1]]: its eigenvectors lie
+    on the diagonals, the circle becomes an ellipse along them, and nothing else keeps its direction.
+    """
     from matplotlib.figure import Figure
 
-    petals = X[:, 2:4]  # petal length, petal width: the pair with the most shared variance
-    demo = linear_map_demo(np.cov(petals, rowvar=False))
+    pair = X[:, [0, 3]]  # sepal length, petal width
+    demo = linear_map_demo(np.cov((pair - pair.mean(0)) / pair.std(0, ddof=1), rowvar=False))
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
     ax.plot(*demo["circle"].T, label="unit circle")
     ax.plot(*demo["image"].T, label="Σ · circle")
     for value, vector in zip(demo["eigenvalues"], demo["eigenvectors"].T):
         ax.annotate("", xy=value * vector, xytext=(0, 0), arrowprops={"arrowstyle": "->", "lw": 2})
-        ax.text(*(value * vector * 1.08), f"λ={value:.2f}")
-    ax.set_aspect("equal")
-    ax.set_title("Covariance of petal length/width as a linear map:\n"
-                 "eigenvectors are only scaled (by λ)")
+        ax.text(*(value * vector + 0.08), f"λ={value:.2f}")
+    limit = 1.1 * max(1.0, float(np.abs(demo["image"]).max()))
+    ax.set(xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal",
+           xlabel="sepal length (standardised)", ylabel="petal width (standardised)")
+    ax.set_title("Covariance as a linear map: eigenvectors are only scaled (by λ)")
     ax.legend(loc="lower right")
     return fig
 
