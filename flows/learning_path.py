@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
@@ -17,7 +17,7 @@ def _unit_flow(unit_id: str):
 
 
 @flow(name="learning-path", log_prints=True)
-def learning_path(units: list[str] | None = None, profile: str = "full",
+def learning_path(units: list[str] | None = None, profile: Literal["quick", "full"] = "full",
                   overrides: dict[str, Any] | None = None) -> list[dict]:
     """Run each unit (default: every built unit) with ``overrides`` applied where they fit.
 

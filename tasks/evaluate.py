@@ -9,6 +9,8 @@ from pipeline.evaluation import compare_models, imbalance_demo, validation_curve
 from pipeline.features import Split
 from tasks import run_logger
 
+_HEADLINE = ("test_accuracy", "cv_accuracy_mean", "test_f1", "test_f1_macro", "test_roc_auc", "test_r2", "test_mse")
+
 
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{name}")
 def evaluate(name: str, models: dict, split: Split, *, cv: int = 5, seed: int = 0,
@@ -22,9 +24,9 @@ def evaluate(name: str, models: dict, split: Split, *, cv: int = 5, seed: int = 
                                      split.y_test, cv=cv, seed=seed, fit=fit, task=task)
     logger = run_logger()
     for model_name, result in results.items():
-        logger.info("%s / %s:\n%s", name, model_name, result.summary_markdown())
+        headline = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items() if k in _HEADLINE)
+        logger.info("%s / %s: %s", name, model_name, headline)
     return table, results
-
 
 
 @task(cache_policy=NO_CACHE, task_run_name="validation-curve-{param_name}")
