@@ -68,6 +68,7 @@ def test_run_records_params_metrics_artifacts_and_loads_back(fresh_home):
     assert list(results) == ["unit99"]
     assert results["unit99"]["metrics"] == {"score": 1.0}
     assert results["unit99"]["champion_version"] == "1"
+    assert results["unit99"]["aliases"] == ["champion"]
 
 
 def test_missing_primary_metric_logs_nothing(fresh_home):

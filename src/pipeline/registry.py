@@ -213,7 +213,8 @@ def latest_results(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
         results[unit_id] = {
             "model": name,
             "version": str(newest.version),
-            "aliases": list(newest.aliases),
+            # search results carry no aliases; the version itself does
+            "aliases": sorted(mlflow_client.get_model_version(name, newest.version).aliases),
             "champion_version": champion,
             "run_id": newest.run_id,
             "profile": run.data.tags.get("mlpath.profile"),
