@@ -34,11 +34,11 @@ MLFLOW_PORT  ?= 5000
 ui: $(STAMP)
 	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)"
 	@trap 'kill 0' INT TERM EXIT; \
-	PREFECT_HOME=$(MLPATH_HOME)/prefect PREFECT_SERVER_ANALYTICS_ENABLED=false \
+	PREFECT_HOME=$${PREFECT_HOME:-$(MLPATH_HOME)/prefect} PREFECT_SERVER_ANALYTICS_ENABLED=false \
 	PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
 		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & \
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
-		--backend-store-uri sqlite:///$(MLPATH_HOME)/mlflow.db \
+		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(MLPATH_HOME)/mlflow.db} \
 		--default-artifact-root $(MLPATH_HOME)/mlartifacts & \
 	wait
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 
 from pipeline.params import build_params
-from pipeline.units import get_unit, implemented_units
+from pipeline.units import get_unit, resolve_selection
 
 
 def _unit_flow(unit_id: str):
@@ -23,7 +23,7 @@ def learning_path(units: list[str] | None = None, profile: Literal["quick", "ful
 
     Returns one outcome per unit: status, primary metric and model version, or the error.
     """
-    unit_ids = units or [unit.id for unit in implemented_units()]
+    unit_ids = [unit.id for unit in resolve_selection(units or ["all"])]
     params = build_params(unit_ids, profile, overrides or {})
     logger = get_run_logger()
     outcomes = []

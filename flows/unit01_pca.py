@@ -25,13 +25,11 @@ def unit01_pca(params: Unit01Params = Unit01Params()) -> dict:
     table, results = evaluate("iris", fit.models, fit.split, cv=params.cv_folds, seed=params.seed)
     checks = audit(audit_pca, fit.ours, fit.theirs, fit.X)
 
-    main = results[next(iter(fit.models))]  # PCA(k) + logistic, the registered model
-    report = UnitReport(UNIT.id, UNIT.primary_metric, UNIT.greater_is_better,
-                        params.model_dump(), pca.variance_metrics(fit.ours), [iris.ref],
-                        model=main.model, model_example=fit.split.X_test[:5], figures=pca.pca_figures(fit),
-                        tables={"explained variance": pca.variance_table(fit.ours),
-                                "loadings": pca.loadings_table(fit.ours),
-                                "classifier on components vs all features": table})
-    report.add_evaluation(main)
-    report.add_audit(checks)
+    main = results[pca.ON_COMPONENTS]
+    report = UnitReport.for_unit(
+        UNIT, params, main, {"iris": checks}, metrics=pca.variance_metrics(fit.ours),
+        data_refs=[iris.ref], model=main.model, model_example=fit.split.X_test[:5],
+        figures=pca.pca_figures(fit),
+        tables={"explained variance": pca.variance_table(fit.ours), "loadings": pca.loadings_table(fit.ours),
+                "classifier on components vs all features": table})
     return register(report)

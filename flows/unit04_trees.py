@@ -41,23 +41,20 @@ def unit04_trees(params: Unit04Params = Unit04Params()) -> dict:
                                 "sklearn: linear regression": linear.theirs},
                                linear.split, cv=params.cv_folds, seed=params.seed, task="regression")
 
-    checks = [audit(audit_tree, *trees.tree_audit_inputs(iris_trees, iris_split)),
-              audit(audit_tree, *trees.tree_audit_inputs(titanic_models, titanic_split)),
-              audit(audit_logistic, *trees.logistic_audit_inputs(titanic_models, titanic_split)),
-              audit(audit_linear, linear.ours, linear.closed_form, linear.theirs)]
+    checks = {"iris": audit(audit_tree, *trees.tree_audit_inputs(iris_trees, iris_split)),
+              "titanic": audit(audit_tree, *trees.tree_audit_inputs(titanic_models, titanic_split)),
+              "titanic logistic": audit(audit_logistic, *trees.logistic_audit_inputs(titanic_models,
+                                                                                      titanic_split)),
+              "iris linear": audit(audit_linear, linear.ours, linear.closed_form, linear.theirs)}
 
     main = titanic_results[trees.OURS_TREE]
-    report = UnitReport(
-        UNIT.id, UNIT.primary_metric, UNIT.greater_is_better, params.model_dump(), {},
-        [iris_data.ref, titanic.ref], model=main.model,
+    report = UnitReport.for_unit(
+        UNIT, params, main, checks, data_refs=[iris_data.ref, titanic.ref], model=main.model,
         model_example=titanic_split.X_test.head(5),
         tables={"titanic comparison": titanic_table, "iris trees": iris_table,
                 "iris linear regression": linear_table},
         texts={"trees_iris": trees.trees_side_by_side(*iris_trees.values(), IRIS_FEATURES),
                "trees_titanic": trees.trees_side_by_side(
-                   *(titanic_models[n] for n in (trees.OURS_TREE, trees.SKLEARN_TREE)),
+                   titanic_models[trees.OURS_TREE], titanic_models[trees.SKLEARN_TREE],
                    trees.feature_names(titanic_models[trees.OURS_TREE], []))})
-    report.add_evaluation(main)
-    for check in checks:
-        report.add_audit(check)
     return register(report)

@@ -7,6 +7,7 @@ from prefect import flow
 from pipeline.audit.twins import audit_cross_validation
 from pipeline.features import split_titanic
 from pipeline.lessons import model_selection
+from pipeline.lessons.model_selection import DEPTH
 from pipeline.params import Unit06Params
 from pipeline.plots import figure_to_png, validation_curve_figure
 from pipeline.report import UnitReport
@@ -18,7 +19,6 @@ from tasks.train import train_models
 from tasks.validate import ingest_validated
 
 UNIT = get_unit("unit06")
-DEPTH = "model__max_depth"
 
 
 @flow(name="unit06-evaluation", log_prints=True)
@@ -36,15 +36,11 @@ def unit06_evaluation(params: Unit06Params = Unit06Params()) -> dict:
     checks = audit(audit_cross_validation, models[best], split.X_train, split.y_train, results[best],
                    params.cv_folds, params.seed)
 
-    report = UnitReport(
-        UNIT.id, UNIT.primary_metric, UNIT.greater_is_better, params.model_dump(),
-        {"best_depth_by_cv": float(curve.loc[curve["cv_mean"].idxmax(), DEPTH])}, [titanic.ref],
-        model=results[best].model, model_example=split.X_test.head(5),
+    report = UnitReport.for_unit(
+        UNIT, params, results[best], {"titanic": checks}, metrics=model_selection.best_depth(curve),
+        data_refs=[titanic.ref], model=results[best].model, model_example=split.X_test.head(5),
         figures={"validation_curve_depth": figure_to_png(validation_curve_figure(curve, DEPTH))},
         tables={"model comparison": table, "validation curve (tree depth)": curve,
                 "imbalanced example": imbalance},
-        notes=f"Selected by {model_selection.SELECTION_METRIC}: **{best}**\n\n"
-              + model_selection.METRIC_GUIDE)
-    report.add_evaluation(results[best])
-    report.add_audit(checks)
+        notes=f"Selected by {model_selection.SELECTION_METRIC}: **{best}**\n\n" + model_selection.METRIC_GUIDE)
     return register(report)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from pipeline.settings import configure_environment
+
+# Prefect reads PREFECT_HOME and its settings when first imported: point it at MLPATH_HOME first.
+configure_environment()
+
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
     """The Prefect run logger inside a run; a plain logger when a task is called as ``task.fn``."""

@@ -39,6 +39,7 @@ def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A separate MLPATH_HOME (and MLflow database) for one test."""
     home = tmp_path / "home"
     monkeypatch.setenv("MLPATH_HOME", str(home))
+    # mlflow.set_tracking_uri exports the URI, so a new home needs its URI set explicitly too
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     home.mkdir()
     return home

@@ -41,6 +41,8 @@ def test_list_shows_every_unit(capsys):
     (["run", "unit01", "--set", "bogus=1"], "unknown parameter(s) bogus for unit01; valid:"),
     (["run", "unit04", "--set", "max_depth=0"], "unit04: max_depth: Input should be greater than or equal to 1"),
     (["run", "unit01", "--set", "novalue"], "--set expects key=value"),
+    (["run", "unit06", "--set", "max_depth_range=[]"], "unit06: max_depth_range: List should have at least 2"),
+    (["run", "unit04", "--set", "max_depth=3", "--set", "max_depth.x=1"], "max_depth was already set to 3"),
     (["run", "unit04", "--set", "data_files.titanc/train.csv=/tmp/x.csv"],
      "unknown catalog file(s) titanc/train.csv; valid: titanic/train.csv"),
 ])

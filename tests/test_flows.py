@@ -47,7 +47,7 @@ def test_unit06_evaluation(prefect_harness, fresh_home):
     outcome = unit06_evaluation(Unit06Params(profile="quick", max_depth_range=[1, 3, 6]))
     _assert_registered(outcome, "unit06", "test_f1", 0.6)
     metrics = client().get_run(outcome["run_id"]).data.metrics
-    assert {"cv_f1_mean", "cv_f1_std", "test_roc_auc", "best_depth_by_cv"} <= set(metrics)
+    assert {"cv_f1_mean", "cv_f1_std", "test_roc_auc", "best_depth_by_cv_accuracy"} <= set(metrics)
 
 
 def test_prefect_artifacts_published(prefect_harness, fresh_home):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.registry import CHALLENGER, CHAMPION, client, latest_results, log_unit_run
+from pipeline.registry import CHALLENGER, CHAMPION, beats, client, latest_results, log_unit_run
 from pipeline.report import UnitReport
 from pipeline.scratch import DecisionTreeClassifier
 
@@ -77,3 +77,39 @@ def test_missing_primary_metric_logs_nothing(fresh_home):
     with pytest.raises(KeyError, match="primary metric 'accuracy' was not computed"):
         log_unit_run(report)
     assert client().search_runs([client().get_experiment_by_name("mlpath-unit99").experiment_id]) == []
+
+
+@pytest.mark.parametrize("new, new_profile, old, old_profile, expected", [
+    (0.9, "full", 0.8, "full", True),
+    (0.8, "full", 0.8, "full", False),  # a tie keeps the champion
+    (0.99, "quick", 0.5, "full", False),  # quick numbers are not comparable with full ones
+    (0.5, "full", 0.99, "quick", True),
+    (None, "full", 0.5, "full", False),
+    (0.5, "full", None, "full", True),
+])
+def test_champion_rule(new, new_profile, old, old_profile, expected):
+    assert beats(new, new_profile, old, old_profile) is expected
+
+
+def test_quick_run_never_displaces_a_full_champion(fresh_home):
+    full = _report(0.7)
+    full.params["profile"] = "full"
+    assert log_unit_run(full).alias == CHAMPION
+    assert log_unit_run(_report(0.99)).alias == CHALLENGER  # quick profile
+    assert _champion_version() == "1"
+
+
+def test_model_loads_with_its_code_in_a_fresh_process(fresh_home):
+    import subprocess
+    import sys
+
+    tree = DecisionTreeClassifier(max_depth=2).fit(X, Y)
+    log_unit_run(_report(1.0, model=tree))
+    from pipeline.settings import tracking_uri
+    code = (f"import mlflow, numpy as np; mlflow.set_tracking_uri({tracking_uri()!r}); "
+            "m = mlflow.pyfunc.load_model('models:/mlpath-unit99@champion'); "
+            "print(m.predict(np.array([[0.0], [3.0]])).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=fresh_home)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[0, 1]"

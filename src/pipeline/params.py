@@ -7,7 +7,7 @@ reports unknown keys with the valid choices.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -19,7 +19,7 @@ class UnitParams(BaseModel):
 
     profile: Literal["quick", "full"] = Field(
         "full", description="quick: small data for CI and demos; full: the real run")
-    seed: int = Field(0, description="seed for splits, subsampling and model initialisation")
+    seed: int = Field(0, ge=0, description="seed for splits, subsampling and model initialisation")
     data_files: dict[str, str] = Field(
         default_factory=dict,
         description="replace catalog files with local ones, e.g. {'titanic/train.csv': '/data/new.csv'};"
@@ -53,8 +53,8 @@ class Unit04Params(UnitParams):
 
 class Unit06Params(UnitParams):
     cv_folds: int = Field(5, ge=2, le=20, description="cross-validation folds (model selection needs CV)")
-    max_depth_range: list[int] = Field(
-        default_factory=lambda: list(range(1, 13)),
+    max_depth_range: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: list(range(1, 13)), min_length=2,
         description="tree depths for the bias-variance validation curve")
 
 
@@ -86,7 +86,10 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             value = raw
         name, dot, entry = key.partition(".")
         if dot:
-            values.setdefault(name, {})[entry] = value
+            target = values.setdefault(name, {})
+            if not isinstance(target, dict):
+                raise ParameterError(f"--set {name}.{entry}: {name} was already set to {target!r}")
+            target[entry] = value
         else:
             values[name] = value
     return values

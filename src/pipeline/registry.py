@@ -2,6 +2,10 @@
 
 A new model version takes the ``champion`` alias only if it beats the current champion on the
 unit's primary metric (strictly); otherwise it gets ``challenger`` and the champion stays.
+Metrics are only comparable within a profile: a quick-profile run never takes the alias from a
+full-profile champion, and a full-profile run always takes it from a quick-profile one.
+Promotion reads and then sets the alias, so two runs of one unit finishing at the same moment can
+race; run one retraining deployment per unit at a time (a Prefect concurrency limit does this).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ CHALLENGER = "challenger"
 # Modules whose types we let skops load back: our own estimators and the scientific stack.
 _TRUSTED_MODULE_PREFIXES = ("pipeline.", "sklearn.", "numpy.", "scipy.", "builtins.")
 # Passed explicitly: inferring requirements imports the model's whole environment (~12 s).
-_PIP_REQUIREMENTS = ["mlpath", "scikit-learn==1.9.1", "numpy==2.4.6", "skops==0.16.0"]
+_MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
+_PROFILE_RANK = {"quick": 0, "full": 1}
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,9 @@ class Registration:
 
 
 def client():
+    settings.configure_environment()  # before mlflow's import: it reads telemetry settings then
     import mlflow
 
-    settings.configure_environment()
     mlflow.set_tracking_uri(settings.tracking_uri())
     return mlflow.MlflowClient()
 
@@ -85,31 +90,40 @@ def trusted_types(model: Any) -> list[str]:
     return untrusted
 
 
+def beats(new: float | None, new_profile: str, old: float | None, old_profile: str,
+          greater_is_better: bool = True) -> bool:
+    """The champion rule: a fuller profile wins, then a strictly better metric; a missing metric loses."""
+    new_rank, old_rank = _PROFILE_RANK.get(new_profile, 0), _PROFILE_RANK.get(old_profile, 0)
+    if new is None or new_rank != old_rank:
+        return new is not None and new_rank > old_rank
+    if old is None:
+        return True
+    return new > old if greater_is_better else new < old
+
+
 def promote_if_better(model_name: str, version: str, metric: str, greater_is_better: bool = True
                       ) -> tuple[str, float | None]:
-    """Give ``version`` the champion alias if it strictly beats the champion on ``metric``.
+    """Give ``version`` the champion alias if it beats the champion (see ``beats``).
 
-    Returns (alias given, champion's metric before). A version whose run lacks the metric
-    never becomes champion over an existing one.
+    Returns (alias given, champion's metric before).
     """
+    mlflow_client = client()
     from mlflow.exceptions import MlflowException
 
-    mlflow_client = client()
-    new_value = mlflow_client.get_run(
-        mlflow_client.get_model_version(model_name, version).run_id).data.metrics.get(metric)
+    new_run = mlflow_client.get_run(mlflow_client.get_model_version(model_name, version).run_id)
     try:
         champion = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         champion = None
     before = None
-    if champion is not None:
-        before = mlflow_client.get_run(champion.run_id).data.metrics.get(metric)
-    if champion is None or before is None:
-        wins = new_value is not None
-    elif new_value is None:
-        wins = False
+    if champion is None:
+        wins = True
     else:
-        wins = new_value > before if greater_is_better else new_value < before
+        old_run = mlflow_client.get_run(champion.run_id)
+        before = old_run.data.metrics.get(metric)
+        wins = beats(new_run.data.metrics.get(metric), new_run.data.tags.get("mlpath.profile", ""),
+                     before, old_run.data.tags.get("mlpath.profile", ""), greater_is_better)
+    new_value = new_run.data.metrics.get(metric)
     alias = CHAMPION if wins else CHALLENGER
     mlflow_client.set_registered_model_alias(model_name, alias, version)
     logger.info("%s v%s -> @%s (%s: new %s, champion %s)", model_name, version, alias, metric,
@@ -133,9 +147,9 @@ def _write_run_files(report: UnitReport, folder: Path) -> None:
 
 def log_unit_run(report: UnitReport) -> Registration:
     """Log one unit run to MLflow and register its model with champion/challenger promotion."""
+    client()  # configures the environment and the tracking URI before mlflow is imported
     import mlflow
 
-    client()  # configures the tracking URI
     experiment = f"mlpath-{report.unit}"
     experiment_id = ensure_experiment(experiment)
     _ = report.primary_value  # fail before logging anything if the primary metric is missing
@@ -166,9 +180,17 @@ def log_unit_run(report: UnitReport) -> Registration:
     return Registration(run.info.run_id, experiment, model_name, version, alias, before)
 
 
+def _model_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in _MODEL_REQUIREMENTS]
+
+
 def _log_model(report: UnitReport, model_name: str):
     import mlflow.sklearn
     from mlflow.models import infer_signature
+
+    import pipeline
 
     signature = None
     if report.model_example is not None:
@@ -182,7 +204,9 @@ def _log_model(report: UnitReport, model_name: str):
         name="model",
         serialization_format="skops",
         skops_trusted_types=trusted_types(report.model),
-        pip_requirements=_PIP_REQUIREMENTS,
+        pip_requirements=_model_requirements(),
+        # Our estimators' classes travel with the model, so it loads where mlpath is not installed.
+        code_paths=[str(Path(pipeline.__file__).parent)],
         signature=signature,
         registered_model_name=model_name,
         await_registration_for=0,
@@ -195,9 +219,9 @@ def _param_value(value: Any) -> Any:
 
 def latest_results(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Per unit: its newest registered model version, that run's metrics, and the champion."""
+    mlflow_client = client()
     from mlflow.exceptions import MlflowException
 
-    mlflow_client = client()
     results: dict[str, dict[str, Any]] = {}
     for unit_id in unit_ids:
         name = f"mlpath-{unit_id}"

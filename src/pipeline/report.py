@@ -22,7 +22,7 @@ class UnitReport:
     primary_metric: str
     greater_is_better: bool
     params: dict[str, Any]
-    metrics: dict[str, float]
+    metrics: dict[str, float] = field(default_factory=dict)
     data_refs: list[Any] = field(default_factory=list)
     model: Any | None = None
     model_example: Any | None = None
@@ -30,6 +30,19 @@ class UnitReport:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     notes: str = ""
+
+    @classmethod
+    def for_unit(cls, unit, params, evaluation, audits: dict[str, Any], **fields) -> UnitReport:
+        """A unit's report: its registered model's evaluation and its audits, plus ``fields``.
+
+        ``unit`` is a ``pipeline.units.Unit``, ``params`` its pydantic parameters, ``audits`` the
+        audit reports by label.
+        """
+        report = cls(unit.id, unit.primary_metric, unit.greater_is_better, params.model_dump(), **fields)
+        report.add_evaluation(evaluation)
+        for label, audit in audits.items():
+            report.add_audit(audit, label)
+        return report
 
     def add_evaluation(self, result, prefix: str = "") -> None:
         """Metrics, figures and table of one Unit 6 evaluation, names prefixed by ``prefix``."""
@@ -40,8 +53,9 @@ class UnitReport:
             self.figures[f"{prefix}{name}"] = figure_to_png(fig)
         self.tables[f"{prefix}evaluation"] = result.table()
 
-    def add_audit(self, audit) -> None:
-        self.tables[f"audit: {audit.subject}"] = audit.table()
+    def add_audit(self, audit, label: str = "") -> None:
+        """The audit's findings as a table; ``label`` tells apart two audits of one kind."""
+        self.tables[f"audit: {audit.subject}" + (f" ({label})" if label else "")] = audit.table()
 
     @property
     def primary_value(self) -> float:

@@ -4,6 +4,7 @@ Everything a run writes goes under one folder, ``MLPATH_HOME`` (default ``./.mlp
 
 - ``prefect/``       Prefect's home when no ``PREFECT_API_URL`` is set (ephemeral local API)
 - ``mlflow.db``      MLflow's tracking and model registry (SQLite), with ``mlartifacts/`` beside it
+                     (``tracking_uri()``)
 - ``data/``          the download cache of the dataset catalog
 - ``quarantine/``    batches that failed validation, with the failed expectations
 - ``runs/``          per-run scratch output
@@ -53,7 +54,6 @@ def configure_environment() -> Path:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
-        "MLFLOW_TRACKING_URI": tracking_uri(),
         # The ephemeral API server starts with the first flow run; give a cold start room.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",

@@ -50,5 +50,14 @@ def best_model(table: pd.DataFrame, metric: str = SELECTION_METRIC) -> str:
     return str(table[metric].idxmax())
 
 
+DEPTH = "model__max_depth"
+
+
 def depth_curve_model(seed: int) -> Pipeline:
+    """A tree behind the feature pipeline; its depth (``DEPTH``) is the validation-curve knob."""
     return with_titanic_features(DecisionTreeClassifier(random_state=seed), scale=False)
+
+
+def best_depth(curve: pd.DataFrame) -> dict[str, float]:
+    """The depth with the best CV accuracy on the validation curve, as a metric."""
+    return {"best_depth_by_cv_accuracy": float(curve.loc[curve["cv_mean"].idxmax(), DEPTH])}

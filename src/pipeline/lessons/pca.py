@@ -19,6 +19,9 @@ from sklearn.pipeline import Pipeline
 from pipeline.features import IRIS_FEATURES, Split, split_iris
 from pipeline.scratch import PCA, linear_map_demo
 
+ON_COMPONENTS = "logistic regression on the principal components"  # the registered model
+ON_ALL_FEATURES = "logistic regression on all 4 features"
+
 
 @dataclass
 class PCAFit:
@@ -38,9 +41,9 @@ def fit_pca(iris: pd.DataFrame, n_components: int, test_size: float, seed: int) 
     ours = PCA(n_components=n_components).fit(X)
     theirs = SklearnPCA(n_components=n_components, svd_solver="full").fit(X)
     models = {
-        f"PCA({n_components}) + logistic": Pipeline(
+        ON_COMPONENTS: Pipeline(
             [("pca", PCA(n_components=n_components)), ("model", LogisticRegression(max_iter=1000))]),
-        "all 4 features + logistic": LogisticRegression(max_iter=1000),
+        ON_ALL_FEATURES: LogisticRegression(max_iter=1000),
     }
     return PCAFit(ours, theirs, X, iris["species"].to_numpy(), split_iris(iris, test_size, seed),
                   models)
