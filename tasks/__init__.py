@@ -1,4 +1,9 @@
-"""Prefect tasks: thin wrappers that call ``pipeline`` and add retries, logging and artifacts."""
+"""Prefect tasks: thin wrappers that call ``pipeline`` and add retries, logging and artifacts.
+
+Tasks use ``NO_CACHE``: their inputs are DataFrames, arrays and fitted models, which Prefect would
+hash on every call, and caching them would mean persisting copies of the data. The expensive,
+deterministic step, getting a dataset, is cached by the catalog itself (``MLPATH_HOME/data``).
+"""
 
 from __future__ import annotations
 
