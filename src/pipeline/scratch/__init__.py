@@ -8,6 +8,7 @@ from pipeline.scratch.linear import (
     LogisticRegressionGD,
     closed_form_least_squares,
 )
+from pipeline.scratch.mlp import NeuralNetwork, NumpyMLPClassifier
 from pipeline.scratch.pca import PCA, linear_map_demo
 from pipeline.scratch.tree import (
     DecisionTreeClassifier,
@@ -21,6 +22,8 @@ from pipeline.scratch.tree import (
 
 __all__ = [
     "PCA",
+    "NeuralNetwork",
+    "NumpyMLPClassifier",
     "DecisionTreeClassifier",
     "LinearRegressionGD",
     "LogisticRegressionGD",
