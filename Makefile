@@ -8,7 +8,7 @@ export MLPATH_HOME ?= $(CURDIR)/.mlpath
 # Offline machines (and CI) read datasets from a local mirror; ../shared/data is used when present.
 export MLPATH_DATA_MIRROR ?= $(wildcard $(CURDIR)/../shared/data)
 
-.PHONY: setup run test lint ui clean
+.PHONY: setup run test bench lint ui clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tasks flows tests
+	$(BIN)/ruff check src tasks flows tests benchmarks
 
 # The Prefect and MLflow UIs on what `make run` wrote under MLPATH_HOME; Ctrl-C stops both.
 PREFECT_PORT ?= 4200

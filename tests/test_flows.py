@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.audit import AuditFailedError, AuditReport
-from pipeline.params import Unit01Params, Unit04Params, Unit06Params
+from pipeline.params import Unit01Params, Unit04Params, Unit06Params, Unit07Params, Unit08Params
 from pipeline.registry import client
 
 pytestmark = pytest.mark.slow
@@ -79,3 +79,27 @@ def test_failed_audit_fails_the_task():
 
     with pytest.raises(AuditFailedError, match="coefficients: max"):
         audit.fn(disagreeing_twin)
+
+
+def test_unit07_numpy_mlp(prefect_harness, fresh_home):
+    from flows.unit07_mlp import unit07_mlp
+
+    outcome = unit07_mlp(Unit07Params(profile="quick", epochs=3))
+    assert outcome["status"] == "succeeded" and outcome["alias"] == "champion"
+    assert outcome["value"] >= 0.9  # the quick-profile floor, reached in 3 epochs
+    run = client().get_run(outcome["run_id"])
+    assert run.data.params["data.mnist.profile"] == "quick"
+    assert len(client().get_metric_history(outcome["run_id"], "mlp.loss")) == 3
+    figures = {a.path for a in client().list_artifacts(outcome["run_id"], "figures")}
+    assert {"figures/learning_curves.png", "figures/misclassified.png"} <= figures
+
+
+def test_unit08_cnn(prefect_harness, fresh_home):
+    from flows.unit08_cnn import unit08_cnn
+
+    outcome = unit08_cnn(Unit08Params(profile="quick", epochs_simple=1, epochs_resnet=2))
+    assert outcome["status"] == "succeeded" and outcome["alias"] == "champion"
+    assert outcome["value"] > 0.2  # two epochs on 5,000 images: well above chance (0.1)
+    metrics = client().get_run(outcome["run_id"]).data.metrics
+    assert {"test_accuracy_cat", "model_a_test_accuracy", "model_b.train_loss"} <= set(metrics)
+    assert list((fresh_home / "runs" / "unit08").glob("model_b/*/last.pt"))

@@ -113,3 +113,30 @@ def test_model_loads_with_its_code_in_a_fresh_process(fresh_home):
                          cwd=fresh_home)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[0, 1]"
+
+
+def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
+    import subprocess
+    import sys
+
+    from functools import partial
+
+    import torch
+
+    from pipeline.registry import holds_torch
+    from pipeline.settings import tracking_uri
+    from pipeline.training import TorchClassifier, TrainConfig
+
+    # the factory must be importable where the model loads: a library class, not a test function
+    model = TorchClassifier(partial(torch.nn.Linear, 1, 2), TrainConfig(epochs=200, batch_size=4, lr=0.1)).fit(
+        X.astype(np.float32), Y)
+    assert holds_torch(model)
+    expected = model.predict(X.astype(np.float32)).tolist()
+    log_unit_run(_report(1.0, model=model))
+    code = (f"import mlflow, numpy as np; mlflow.set_tracking_uri({tracking_uri()!r}); "
+            "m = mlflow.sklearn.load_model('models:/mlpath-unit99@champion'); "
+            "print(m.predict(np.array([[0.0], [1.0], [2.0], [3.0]], dtype=np.float32)).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=fresh_home)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(expected)

@@ -63,3 +63,16 @@ def split_iris(data: pd.DataFrame, test_size: float, seed: int) -> Split:
     X = data[IRIS_FEATURES].to_numpy(dtype=float)
     y = data["target"].to_numpy(dtype=int)
     return Split(*train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed))
+
+
+def image_split(dataset, flatten: bool) -> Split:
+    """Train and test images of an image dataset as the models take them.
+
+    ``flatten=True`` gives (N, H*W*C) floats in [0, 1] for a dense network; ``False`` keeps the
+    uint8 images, which the torch models normalise on the device batch by batch.
+    """
+    (X_train, y_train), (X_test, y_test) = dataset.splits["train"], dataset.splits["test"]
+    if flatten:
+        X_train = X_train.reshape(len(X_train), -1).astype(np.float32) / 255.0
+        X_test = X_test.reshape(len(X_test), -1).astype(np.float32) / 255.0
+    return Split(X_train, X_test, y_train, y_test)

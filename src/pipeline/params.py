@@ -58,10 +58,24 @@ class Unit06Params(UnitParams):
         description="tree depths for the bias-variance validation curve")
 
 
+class Unit07Params(UnitParams):
+    cv_folds: int = Field(0, ge=0, le=10, description="cross-validation folds (0: test metrics only, "
+                                                     "CV of a network on 60k images is costly)")
+    epochs: int | None = Field(None, ge=1, description="training epochs (None: the profile's setting)")
+
+
+class Unit08Params(UnitParams):
+    cv_folds: int = Field(0, ge=0, le=10, description="cross-validation folds (0: test metrics only)")
+    epochs_simple: int | None = Field(None, ge=1, description="Model A epochs (None: the profile's)")
+    epochs_resnet: int | None = Field(None, ge=1, description="Model B epochs (None: the profile's)")
+
+
 PARAMS: dict[str, type[UnitParams]] = {
     "unit01": Unit01Params,
     "unit04": Unit04Params,
     "unit06": Unit06Params,
+    "unit07": Unit07Params,
+    "unit08": Unit08Params,
 }
 
 

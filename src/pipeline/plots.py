@@ -138,6 +138,41 @@ def bar_figure(values: Sequence[float], labels: Sequence, title: str = "", ylabe
     return fig
 
 
+def history_figure(history, title: str = "Training") -> Figure:
+    """Loss and accuracy per epoch of a training history.
+
+    ``history`` is a list of per-epoch dicts or a dict of per-epoch lists, with ``loss``/``accuracy``
+    or ``train_loss``/``train_accuracy``, and ``val_loss``/``val_accuracy`` when validated.
+    """
+    frame = pd.DataFrame(history)
+    epochs = frame["epoch"] if "epoch" in frame else np.arange(1, len(frame) + 1)
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for label, column in (("train", f"train_{metric}"), ("train", metric), ("val", f"val_{metric}")):
+            if column in frame:
+                ax.plot(epochs, frame[column], marker="o", label=label)
+        ax.set(xlabel="epoch", ylabel=metric, title=f"{title}: {metric}")
+        ax.legend(loc="best")
+    return fig
+
+
+def image_grid_figure(images: np.ndarray, titles: Sequence[str], ncols: int = 8, title: str = "") -> Figure:
+    """A grid of images, (n, H, W) grey or (n, H, W, 3) colour uint8/floats, each with a caption."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig = Figure(figsize=(1.4 * ncols, 1.6 * nrows + 0.4))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, caption in zip(axes, images, titles):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        ax.set_title(caption, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def figure_to_png(fig: Figure) -> bytes:
     """PNG bytes of ``fig`` (tight bounding box, 100 dpi); the figure is closed afterwards."""
     buffer = io.BytesIO()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -90,6 +91,12 @@ def trusted_types(model: Any) -> list[str]:
     return untrusted
 
 
+def holds_torch(model: Any) -> bool:
+    """Whether a model wraps a torch module (our TorchClassifier), which skops cannot store."""
+    return "torch" in sys.modules and any(
+        isinstance(value, sys.modules["torch"].nn.Module) for value in vars(model).values())
+
+
 def beats(new: float | None, new_profile: str, old: float | None, old_profile: str,
           greater_is_better: bool = True) -> bool:
     """The champion rule: a fuller profile wins, then a strictly better metric; a missing metric loses."""
@@ -131,15 +138,20 @@ def promote_if_better(model_name: str, version: str, metric: str, greater_is_bet
     return alias, before
 
 
+def _file_name(name: str) -> str:
+    """A report's names are prose ("audit: conv/pool ..."); a slash would make a folder."""
+    return name.replace("/", "-")
+
+
 def _write_run_files(report: UnitReport, folder: Path) -> None:
     (folder / "figures").mkdir()
     for name, png in report.figures.items():
-        (folder / "figures" / f"{name}.png").write_bytes(png)
+        (folder / "figures" / f"{_file_name(name)}.png").write_bytes(png)
     (folder / "tables").mkdir()
     for name, table in report.tables.items():
-        table.to_csv(folder / "tables" / f"{name}.csv")
+        table.to_csv(folder / "tables" / f"{_file_name(name)}.csv")
     for name, text in report.texts.items():
-        (folder / f"{name}.txt").write_text(text)
+        (folder / f"{_file_name(name)}.txt").write_text(text)
     (folder / "summary.md").write_text(report.summary_markdown())
     (folder / "data_refs.json").write_text(
         json.dumps([ref.as_dict() for ref in report.data_refs], indent=2))
@@ -165,6 +177,8 @@ def log_unit_run(report: UnitReport) -> Registration:
             mlflow.log_params({f"data.{ref.name}.{k}": v for k, v in ref.as_dict().items()
                                if k != "name"})
         mlflow.log_metrics(report.metrics)
+        for name, history in report.histories.items():
+            _log_history(name, history)
         with tempfile.TemporaryDirectory() as tmp:
             _write_run_files(report, Path(tmp))
             mlflow.log_artifacts(tmp)
@@ -180,10 +194,22 @@ def log_unit_run(report: UnitReport) -> Registration:
     return Registration(run.info.run_id, experiment, model_name, version, alias, before)
 
 
-def _model_requirements() -> list[str]:
+def _log_history(name: str, history) -> None:
+    """Per-epoch metrics as MLflow metric histories (``<name>.<metric>``, step = epoch)."""
+    import mlflow
+    import pandas as pd
+
+    frame = pd.DataFrame(history)
+    for step, row in enumerate(frame.to_dict("records"), start=1):
+        step = int(row.pop("epoch", step))
+        mlflow.log_metrics({f"{name}.{k}": float(v) for k, v in row.items() if pd.notna(v)}, step=step)
+
+
+def _model_requirements(with_torch: bool) -> list[str]:
     from importlib.metadata import version
 
-    return [f"{name}=={version(name)}" for name in _MODEL_REQUIREMENTS]
+    names = _MODEL_REQUIREMENTS + (("torch",) if with_torch else ())
+    return [f"{name}=={version(name)}" for name in names]
 
 
 def _log_model(report: UnitReport, model_name: str):
@@ -199,12 +225,16 @@ def _log_model(report: UnitReport, model_name: str):
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
             signature = infer_signature(report.model_example,
                                         report.model.predict(report.model_example))
+    with_torch = holds_torch(report.model)
+    # skops loads only the types it is told to trust; torch modules it cannot store at all, so a
+    # torch-backed model is pickled (load those only from a registry you trust).
+    serialization = ({"serialization_format": "cloudpickle"} if with_torch else
+                     {"serialization_format": "skops", "skops_trusted_types": trusted_types(report.model)})
     return mlflow.sklearn.log_model(
         report.model,
         name="model",
-        serialization_format="skops",
-        skops_trusted_types=trusted_types(report.model),
-        pip_requirements=_model_requirements(),
+        **serialization,
+        pip_requirements=_model_requirements(with_torch),
         # Our estimators' classes travel with the model, so it loads where mlpath is not installed.
         code_paths=[str(Path(pipeline.__file__).parent)],
         signature=signature,

@@ -13,7 +13,9 @@ class UnitReport:
     """Everything one unit run produced, in the shape MLflow and Prefect artifacts want.
 
     ``metrics`` are flat floats (logged as MLflow metrics); ``figures`` are PNG bytes by name;
-    ``tables`` are DataFrames by name; ``notes`` is markdown for the run summary. ``model`` is the
+    ``tables`` are DataFrames by name; ``histories`` per-epoch training metrics by model (a list of
+    dicts or a dict of lists), logged as MLflow metric histories; ``notes`` is markdown for the
+    run summary. ``model`` is the
     estimator to register (None for units that measure rather than fit), ``model_example`` a few
     input rows for its signature.
     """
@@ -29,6 +31,7 @@ class UnitReport:
     figures: dict[str, bytes] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    histories: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
 
     @classmethod

@@ -125,3 +125,37 @@ def audit_cross_validation(model, X, y, result, cv: int, seed: int) -> AuditRepo
         diff = abs(result.metrics[f"cv_{metric}_mean"] - float(theirs[f"test_{metric}"].mean()))
         report.add(f"cv {metric} mean", diff <= 1e-12, f"|diff| = {diff:.1e} (tol 1e-12)")
     return report
+
+
+def audit_mlp_gradients(net, X, y, tol: float = 1e-6) -> AuditReport:
+    """Our network's ``backward()`` against ``torch.autograd`` on one batch, in float64.
+
+    The trained float32 weights are copied to float64 in both, so what is compared is the
+    calculus, not rounding: relative error ``|g - g_torch| / (|g| + |g_torch|)`` per layer.
+    """
+    import copy
+
+    import torch
+
+    report = AuditReport("NumPy network backward() vs torch.autograd")
+    ours = copy.deepcopy(net)
+    ours.dtype = np.dtype(np.float64)
+    ours.weights = [W.astype(np.float64) for W in ours.weights]
+    ours.biases = [b.astype(np.float64) for b in ours.biases]
+    ours.forward(X)
+    grads = ours.backward(y)
+
+    params = [torch.tensor(p, requires_grad=True) for pair in zip(ours.weights, ours.biases) for p in pair]
+    activation = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[ours.activation]
+    a = torch.tensor(np.asarray(X, np.float64))
+    for i in range(0, len(params), 2):
+        a = a @ params[i] + params[i + 1]
+        if i + 2 < len(params):
+            a = activation(a)
+    torch.nn.functional.cross_entropy(a, torch.tensor(np.asarray(y))).backward()
+    for layer, (dW, db) in enumerate(grads):
+        for name, g, t in (("W", dW, params[2 * layer].grad), ("b", db, params[2 * layer + 1].grad)):
+            t = t.numpy()
+            error = float(np.linalg.norm(g - t) / max(np.linalg.norm(g) + np.linalg.norm(t), 1e-300))
+            report.add(f"layer {layer + 1} d{name}", error <= tol, f"relative error {error:.1e} (tol {tol:.0e})")
+    return report

@@ -1,0 +1,7 @@
+"""Run every benchmark: ``python -m benchmarks`` (``make bench``)."""
+
+from benchmarks import cnn_throughput, mlp_vs_torch
+
+if __name__ == "__main__":
+    mlp_vs_torch.main()
+    cnn_throughput.main()

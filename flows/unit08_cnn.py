@@ -1,0 +1,44 @@
+"""Unit 8 — convolutional networks on CIFAR-10 in PyTorch."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from pipeline.features import image_split
+from pipeline.lessons import cifar_cnn
+from pipeline.params import Unit08Params
+from pipeline.plots import figure_to_png
+from pipeline.report import UnitReport
+from pipeline.units import get_unit
+from tasks.audit import audit
+from tasks.evaluate import evaluate
+from tasks.register import register
+from tasks.train import train_models
+from tasks.validate import ingest_validated
+
+UNIT = get_unit("unit08")
+
+
+@flow(name="unit08-cnn", log_prints=True)
+def unit08_cnn(params: Unit08Params = Unit08Params()) -> dict:
+    cifar = ingest_validated("cifar10", params)
+    split = image_split(cifar, flatten=False)
+    models = train_models("cifar-cnns", cifar_cnn.cnn_classifiers(
+        params.profile, params.seed,
+        {cifar_cnn.SIMPLE: params.epochs_simple, cifar_cnn.RESNET: params.epochs_resnet}), split)
+    table, results = evaluate("cifar-cnns", models, split, cv=params.cv_folds, seed=params.seed)
+    checks = audit(cifar_cnn.audit_shape_arithmetic)
+
+    main = results[cifar_cnn.RESNET]
+    per_class = cifar_cnn.per_class_accuracy(main.confusion_matrix)
+    report = UnitReport.for_unit(
+        UNIT, params, main, {"model A": checks},
+        metrics={f"test_accuracy_{name}": float(v) for name, v in per_class.items()}
+        | {"model_a_test_accuracy": results[cifar_cnn.SIMPLE].metrics["test_accuracy"]},
+        data_refs=[cifar.ref], model=models[cifar_cnn.RESNET], model_example=split.X_test[:2],
+        figures={"predictions": figure_to_png(cifar_cnn.predictions_figure(split, main.y_pred))},
+        tables={"models": table, "per-class accuracy": per_class.to_frame()},
+        histories={cifar_cnn.short_name(name): model.history_ for name, model in models.items()},
+        notes="CIFAR-10 here is the mirror's JPEG re-encoding: accuracies are close to, not exactly "
+              "comparable with, results on the official files.")
+    return register(report)

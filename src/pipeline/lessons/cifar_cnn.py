@@ -1,0 +1,100 @@
+"""Unit 8 — convolutional networks in PyTorch on CIFAR-10.
+
+Model A is the curriculum's simple CNN (two conv + pool stages, then dense layers); Model B a small
+residual network with batch norm. Both train in the shared loop (``pipeline.training``) with
+random-crop and flip augmentation in plain torch, and are scored by the shared evaluation.
+
+Checkpoints go to ``MLPATH_HOME/runs/unit08/<model>/``, one folder per training set and settings:
+an interrupted run resumes where it stopped, and a finished one with the same data and settings
+is reused rather than trained again.
+
+The mirror's CIFAR-10 is a JPEG re-encoding of the official images: accuracies on it are close
+to, not exactly comparable with, results on the official data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.audit import AuditReport
+from pipeline.augment import cifar_eval_transform, cifar_train_transform
+from pipeline.data import CIFAR10_CLASSES
+from pipeline.features import Split
+from pipeline.models import ResNetSmall, SimpleCNN
+from pipeline.models.cnn import conv_output_size, pool_output_size, trace_shapes
+from pipeline.settings import mlpath_home
+from pipeline.training import TorchClassifier, TrainConfig
+
+SIMPLE = "Model A: simple CNN"
+RESNET = "Model B: small ResNet"
+
+# Per profile: (model factory, training settings). Quick fits 2 CPU cores in about a minute; full
+# is the real run (Model B's 24-epoch one-cycle schedule is the published ResNet-9 recipe).
+SETTINGS = {
+    "quick": {
+        SIMPLE: (SimpleCNN, TrainConfig(epochs=5, batch_size=64, lr=2e-3, optimizer="adamw")),
+        RESNET: (partial(ResNetSmall, width=16), TrainConfig(
+            epochs=4, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+            scheduler="onecycle")),
+    },
+    "full": {
+        SIMPLE: (SimpleCNN, TrainConfig(epochs=20, batch_size=64, lr=2e-3, optimizer="adamw",
+                                        scheduler="cosine")),
+        RESNET: (ResNetSmall, TrainConfig(
+            epochs=24, batch_size=256, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+            scheduler="onecycle")),
+    },
+}
+
+
+def cnn_classifiers(profile: str, seed: int, epochs: dict[str, int | None]) -> dict[str, TorchClassifier]:
+    """Both models, ready to fit; ``epochs`` overrides the profile's epochs per model name."""
+    models = {}
+    for name, (factory, config) in SETTINGS[profile].items():
+        config = replace(config, seed=seed, label=name,
+                         epochs=epochs.get(name) or config.epochs,
+                         checkpoint_dir=str(mlpath_home() / "runs" / "unit08" / short_name(name)))
+        models[name] = TorchClassifier(
+            factory, config,
+            train_transform=cifar_train_transform(torch.Generator().manual_seed(seed), normalize=False),
+            input_transform=cifar_eval_transform())
+    return models
+
+
+def short_name(name: str) -> str:
+    """"Model A: simple CNN" -> "model_a", for folders and metric names."""
+    return name.split(":")[0].lower().replace(" ", "_")
+
+
+def per_class_accuracy(confusion: np.ndarray) -> pd.Series:
+    """Test accuracy of each class: the confusion matrix's diagonal over its row sums."""
+    return pd.Series(np.diag(confusion) / confusion.sum(axis=1), index=list(CIFAR10_CLASSES),
+                     name="accuracy")
+
+
+def predictions_figure(split: Split, y_pred: np.ndarray, n: int = 32):
+    """The first ``n`` test images, captioned with the prediction (and the truth where wrong)."""
+    from pipeline.plots import image_grid_figure
+
+    captions = [CIFAR10_CLASSES[p] if p == t else f"{CIFAR10_CLASSES[p]}\n(is {CIFAR10_CLASSES[t]})"
+                for t, p in zip(split.y_test[:n], y_pred[:n])]
+    return image_grid_figure(split.X_test[:n], captions, title="Model B on test images")
+
+
+def audit_shape_arithmetic() -> AuditReport:
+    """Model A's documented shapes: the output-size formula against what torch actually produces."""
+    report = AuditReport("conv/pool output-size arithmetic vs torch")
+    conv1 = conv_output_size(32, 5)  # 28
+    pool1 = pool_output_size(conv1, 2)  # 14
+    conv2 = conv_output_size(pool1, 5)  # 10
+    pool2 = pool_output_size(conv2, 2)  # 5
+    expected = [(1, 6, conv1, conv1), (1, 6, pool1, pool1), (1, 16, conv2, conv2), (1, 16, pool2, pool2)]
+    traced = [shape for _, shape in trace_shapes(SimpleCNN(), (1, 3, 32, 32)) if len(shape) == 4]
+    actual = [s for i, s in enumerate(traced) if i == 0 or s != traced[i - 1]]  # ReLU repeats a shape
+    report.add("Model A feature-map shapes", actual == expected, f"formula {expected}, torch {actual}")
+    return report
