@@ -39,6 +39,5 @@ def unit08_cnn(params: Unit08Params = Unit08Params()) -> dict:
         figures={"predictions": figure_to_png(cifar_cnn.predictions_figure(split, main.y_pred))},
         tables={"models": table, "per-class accuracy": per_class.to_frame()},
         histories={cifar_cnn.short_name(name): model.history_ for name, model in models.items()},
-        notes="CIFAR-10 here is the mirror's JPEG re-encoding: accuracies are close to, not exactly "
-              "comparable with, results on the official files.")
+        notes=cifar_cnn.data_note(cifar.ref))
     return register(report)

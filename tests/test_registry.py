@@ -118,7 +118,6 @@ def test_model_loads_with_its_code_in_a_fresh_process(fresh_home):
 def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
     import subprocess
     import sys
-
     from functools import partial
 
     import torch

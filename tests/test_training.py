@@ -240,3 +240,44 @@ def test_torch_classifier_goes_through_evaluate_clone_and_pickle(tmp_path):
     restored = pickle.loads(pickle.dumps(fitted))
     assert not hasattr(restored, "trainer_") and hasattr(fitted, "trainer_")
     np.testing.assert_array_equal(restored.predict(X[300:]), fitted.predict(X[300:]))
+
+
+class NoisyInputs:
+    """A stand-in augmentation with its own random stream, like CifarTransform's generator."""
+
+    def __init__(self, seed: int = 0):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x):
+        return x + 0.5 * torch.randn(x.shape, generator=self.generator)
+
+
+def test_resume_continues_the_augmentation_stream(tmp_path):
+    X, y = blobs(300)
+    config = replace(CPU, epochs=4, batch_size=32, lr=1e-2)
+    _, straight = fit_mlp(config, X, y, train_transform=NoisyInputs())
+
+    fit_mlp(replace(config, epochs=2, checkpoint_dir=str(tmp_path)), X, y, train_transform=NoisyInputs())
+    _, resumed = fit_mlp(replace(config, checkpoint_dir=str(tmp_path)), X, y, train_transform=NoisyInputs())
+
+    assert resumed.resumed_from == 2
+    assert without_timings(resumed.history) == without_timings(straight.history)
+
+
+def test_a_finished_checkpoint_is_trained_anew_not_reused(tmp_path):
+    X, y = blobs(200)
+    config = replace(CPU, epochs=2, checkpoint_dir=str(tmp_path))
+    _, first = fit_mlp(config, X, y)
+    _, again = fit_mlp(config, X, y)
+    assert first.resumed_from is None and again.resumed_from is None
+    assert again.epochs_run == 2
+    assert without_timings(again.history) == without_timings(first.history)  # trained again, same seed
+
+
+def test_torch_classifier_keeps_a_checkpoint_per_settings(tmp_path):
+    X, y = blobs(200)
+    config = replace(CPU, epochs=2, scheduler="cosine", checkpoint_dir=str(tmp_path))
+    TorchClassifier(mlp, config).fit(X, y)
+    longer = TorchClassifier(mlp, replace(config, epochs=3)).fit(X, y)  # would clash in one folder
+    assert len(longer.history_) == 3
+    assert len(list(tmp_path.glob("*/last.pt"))) == 2

@@ -155,7 +155,8 @@ class Trainer:
 
         Ends with the weights of the epoch with the lowest validation loss when validation data is
         given (early stopped or not), else with the last epoch's. A checkpoint from other settings
-        (see ``_RESUMABLE_CHANGES``) or other training data raises ValueError.
+        (see ``_RESUMABLE_CHANGES``) or other training data raises ValueError; a finished run's
+        checkpoint is not reused: training again trains anew and overwrites it.
         """
         if (X_val is None) != (y_val is None):
             raise ValueError("pass both X_val and y_val, or neither")
@@ -170,8 +171,9 @@ class Trainer:
         path = Path(cfg.checkpoint_dir) / "last.pt" if cfg.checkpoint_dir else None
         fingerprint = _fingerprint(X, y) if path else None
         if path and path.exists():
-            run = self._load_checkpoint(path, generator, fingerprint)
-            resumed_from = len(run.history)
+            resumed = self._load_checkpoint(path, generator, fingerprint)
+            if resumed is not None:
+                run, resumed_from = resumed, len(resumed.history)
         X, y = X.to(self.device), y.to(self.device)
         val = None if X_val is None else (_as_tensor(X_val).to(self.device), _as_targets(y_val).to(self.device))
 
@@ -233,9 +235,12 @@ class Trainer:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the fp16-scaled ones
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             lr = self.optimizer.param_groups[0]["lr"]
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            if self.scheduler is not None:
+            # fp16: a step with inf/nan gradients is skipped (and the scale lowered); keep the schedule in step
+            skipped = scale is not None and self.scaler.get_scale() < scale
+            if self.scheduler is not None and not skipped:
                 self.scheduler.step()
             loss_sum += loss.detach().float() * len(yb)
             correct += _correct(logits.detach(), yb)
@@ -293,6 +298,7 @@ class Trainer:
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "batches": generator.get_state(),
+                "augment": None if self._augment_generator is None else self._augment_generator.get_state(),
             },
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,10 +312,12 @@ class Trainer:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _load_checkpoint(self, path: Path, generator: torch.Generator, fingerprint: str) -> _RunState:
+    def _load_checkpoint(self, path: Path, generator: torch.Generator, fingerprint: str) -> _RunState | None:
         # Our own file, and it holds NumPy/Python RNG states, which the weights-only unpickler refuses.
         # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
         state = torch.load(path, map_location="cpu", weights_only=False)
+        if len(state["run"]["history"]) >= self.config.epochs or state["run"]["stopped_early"]:
+            return None  # a finished run: training again means training anew, not reusing its weights
         _check_resumable(state, self.config, fingerprint, path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -324,7 +332,15 @@ class Trainer:
         if rng["cuda"] and len(rng["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(rng["cuda"])
         generator.set_state(rng["batches"])
+        if self._augment_generator is not None and rng.get("augment") is not None:
+            self._augment_generator.set_state(rng["augment"])
         return _RunState(**state["run"])
+
+    @property
+    def _augment_generator(self) -> torch.Generator | None:
+        """The random source of the augmentation, when it has one: a resumed run must continue it."""
+        generator = getattr(self.train_transform, "generator", None)
+        return generator if isinstance(generator, torch.Generator) else None
 
 
 class TorchClassifier(ClassifierMixin, ModelAdapter):
@@ -334,8 +350,9 @@ class TorchClassifier(ClassifierMixin, ModelAdapter):
     it and the transforms must be picklable (module-level functions or classes, not lambdas) for
     the fitted model to pickle. ``input_transform`` (e.g. normalisation) is applied to every input,
     in fit and predict; ``train_transform`` (augmentation) only in training, before it. With a
-    ``config.checkpoint_dir``, each training set gets its own subfolder, so CV folds never resume
-    from each other. Fitted: ``classes_``, ``module_``, ``trainer_``, ``history_``.
+    ``config.checkpoint_dir``, each training set and settings (config, factory, transforms) gets its
+    own subfolder, so CV folds and runs with other settings never resume from each other.
+    Fitted: ``classes_``, ``module_``, ``trainer_``, ``history_``.
     """
 
     def __init__(
@@ -357,7 +374,8 @@ class TorchClassifier(ClassifierMixin, ModelAdapter):
         self.classes_, y_index = np.unique(y, return_inverse=True)
         config = self.config
         if config.checkpoint_dir is not None:
-            folder = Path(config.checkpoint_dir) / _fingerprint(_as_tensor(X), torch.as_tensor(y_index))
+            data = _fingerprint(_as_tensor(X), torch.as_tensor(y_index))[:16]
+            folder = Path(config.checkpoint_dir) / f"{data}-{self._settings_hash()}"
             config = replace(config, checkpoint_dir=str(folder))
         seed_everything(config.seed)  # the same initial weights for the same seed
         self.module_ = self.module_factory()
@@ -366,6 +384,12 @@ class TorchClassifier(ClassifierMixin, ModelAdapter):
         )
         self.history_ = self.trainer_.fit(X, y_index).history
         return self
+
+    def _settings_hash(self) -> str:
+        """What else the weights depend on: the settings, the model factory and the transforms."""
+        settings = (replace(self.config, checkpoint_dir=None, label=""), self.module_factory,
+                    self.train_transform, self.input_transform)
+        return hashlib.blake2b(repr(settings).encode(), digest_size=8).hexdigest()
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns in the order of ``classes_``."""

@@ -66,6 +66,14 @@ def cnn_classifiers(profile: str, seed: int, epochs: dict[str, int | None]) -> d
     return models
 
 
+def data_note(ref) -> str:
+    """What the CIFAR-10 numbers can be compared with, by where the data came from."""
+    if ref.source.startswith("mirror:"):
+        return ("CIFAR-10 here is the mirror's JPEG re-encoding of the official images: accuracies "
+                "are close to, not exactly comparable with, results on the official files.")
+    return f"CIFAR-10 from {ref.source}."
+
+
 def short_name(name: str) -> str:
     """"Model A: simple CNN" -> "model_a", for folders and metric names."""
     return name.split(":")[0].lower().replace(" ", "_")
