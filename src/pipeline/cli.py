@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from pipeline import units as curriculum
 
@@ -35,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
 
     results = commands.add_parser("results", help="latest registered metrics per unit, from MLflow")
     results.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    report = commands.add_parser("report", help="build the static results site from MLflow")
+    report.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: $MLPATH_HOME/site)")
+    commands.add_parser("progress", help="the curriculum, boxes ticked for code, notes and a registered run")
     return parser
 
 
@@ -105,12 +111,30 @@ def cmd_results(as_json: bool) -> int:
     return EXIT_OK
 
 
+def cmd_report(out: Path | None) -> int:
+    from pipeline.portfolio import build_site, default_site_dir
+
+    print(f"portfolio: {build_site(out or default_site_dir()).resolve().as_uri()}")
+    return EXIT_OK
+
+
+def cmd_progress() -> int:
+    from pipeline.curriculum import print_progress, progress
+
+    print_progress(progress())
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return cmd_list()
     if args.command == "run":
         return cmd_run(args.units, args.profile, args.assignments)
+    if args.command == "report":
+        return cmd_report(args.out)
+    if args.command == "progress":
+        return cmd_progress()
     return cmd_results(args.json)
 
 

@@ -47,8 +47,6 @@ class Unit01Params(UnitParams):
 class Unit04Params(UnitParams):
     max_depth: int | None = Field(4, ge=1, description="tree depth limit (None: grow fully)")
     min_samples_split: int = Field(2, ge=2, description="smallest node that may be split")
-    learning_rate: float = Field(0.1, gt=0, description="gradient-descent step for the linear models")
-    n_iter: int = Field(50_000, ge=1, description="gradient-descent iterations")
 
 
 class Unit06Params(UnitParams):
