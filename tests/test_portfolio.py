@@ -1,0 +1,232 @@
+"""The portfolio site: pages, links, escaping, reference numbers, and a render in headless Chromium."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from pipeline.audit import AuditReport
+from pipeline.data.catalog import DataRef
+from pipeline.portfolio import (
+    REFERENCE_NUMBERS,
+    build_site,
+    format_value,
+    notes_from_summary,
+    reproduce_command,
+)
+from pipeline.registry import log_unit_run
+from pipeline.report import UnitReport
+from pipeline.units import UNITS
+
+X = np.array([[0.0], [1.0], [2.0], [3.0]])
+Y = np.array([0, 0, 1, 1])
+HOSTILE = '<script>alert("x")</script> & co'
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+
+
+def _png() -> bytes:
+    from matplotlib.figure import Figure
+
+    from pipeline.plots import figure_to_png
+
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    return figure_to_png(fig)
+
+
+def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -> UnitReport:
+    audit = AuditReport("PCA vs sklearn.decomposition.PCA")
+    audit.add("explained_variance_ratio_", True, "max |diff| = 1.1e-16 (tol 1e-08)")
+    audit.add(HOSTILE, False, "a failed <check>")
+    return UnitReport(
+        unit=unit, primary_metric="test_accuracy", greater_is_better=True,
+        params={"profile": profile, "seed": 0, "n_components": 3, "cv_folds": 5,
+                "data_files": {"titanic/train.csv": "/data/new batch.csv"}},
+        metrics={"test_accuracy": value, "explained_variance_ratio_pc1": 0.9246, "cv_accuracy_mean": 0.93},
+        data_refs=[DataRef("iris", "0123456789abcdef0123", 150, "scikit-learn", profile)],
+        model=LogisticRegression().fit(X, Y) if with_model else None, model_example=X[:2],
+        figures={"confusion_matrix": _png(), "roc/curve: test": _png()},
+        tables={f"audit: {audit.subject}": audit.table(),
+                "explained variance": pd.DataFrame({"ratio": [0.9246, 0.0531]},
+                                                   index=pd.Index(["PC1", "PC2"], name="component"))},
+        texts={"printed tree": HOSTILE},
+        notes=f"Selected by **test_f1**: `{HOSTILE}`\n\n- first point\n- second point")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A site built from three logged runs: unit01 twice (quick v1 champion, then a worse challenger)
+    and unit02 with no model. Module-scoped (the ``fresh_home`` set-up, once): logging is slow."""
+    home = tmp_path_factory.mktemp("portfolio") / "home"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLPATH_HOME", str(home))
+        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        log_unit_run(_report("unit01", 0.97, "quick"))
+        log_unit_run(_report("unit01", 0.95, "quick"))
+        log_unit_run(_report("unit02", 0.5, "full", with_model=False))
+        yield build_site(home / "site")
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.refs += [value for name, value in attrs if name in ("href", "src") and value]
+
+
+def _links(page: Path) -> _Links:
+    parser = _Links()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_index_lists_every_unit_and_links_pages_with_runs(site):
+    assert site.name == "index.html"
+    index = site.read_text(encoding="utf-8")
+    for unit in UNITS:
+        assert f"<td>{unit.id}</td>" in index
+    refs = _links(site).refs
+    assert refs == ["units/unit01/index.html", "units/unit02/index.html"]
+    assert "v1 (newest v2)" in index  # the champion stays v1; the newest is the challenger
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr[^>]*><td>(\w+)</td>.*?</tr>", index)}
+    assert "no registered run yet" in rows["unit04"]  # built, never run here
+    assert "not built yet" in rows["unit03"]
+
+
+def test_every_link_and_image_resolves_offline_and_no_script(site):
+    pages = [site, *sorted(site.parent.glob("units/*/index.html"))]
+    assert len(pages) == 3
+    for page in pages:
+        links = _links(page)
+        assert "script" not in links.tags
+        for ref in links.refs:
+            assert not re.match(r"^[a-z]+:", ref), f"{page}: external or absolute URL {ref}"
+            assert (page.parent / ref).is_file(), f"{page}: broken link {ref}"
+
+
+def test_unit_page_shows_metrics_audit_references_data_and_command(site):
+    page = (site.parent / "units/unit01/index.html").read_text(encoding="utf-8")
+    # the newest version (v2, a challenger) is the one shown
+    assert "v2 (@challenger); champion v1" in page
+    assert page.index("<code>test_accuracy</code> (primary)") < page.index("<code>cv_accuracy_mean</code>")
+    assert "Comparison with the library twin" in page and "✓ pass" in page and "✗ fail" in page
+    assert "Published reference numbers (external)" in page
+    assert "0.9246" in page and "Comparison of LDA and PCA 2D projection" in page
+    assert "0123456789abcdef" in page and "scikit-learn" in page
+    assert ("mlpath run unit01 --profile quick --set data_files.titanic/train.csv='/data/new batch.csv' "
+            "--set n_components=3") in html.unescape(page)
+    figures = sorted(p.name for p in (site.parent / "units/unit01/figures").iterdir())
+    assert figures == ["confusion-matrix.png", "roc-curve-test.png"]
+    assert 'alt="roc-curve: test"' in page  # the registry's file name, shown as the caption
+    assert "<ul><li>first point</li><li>second point</li></ul>" in page
+
+
+def test_text_from_runs_is_escaped(site):
+    for page in site.parent.glob("units/*/index.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<script>" not in text and "<check>" not in text
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in text
+
+
+def test_unit_without_model_gets_its_newest_finished_run(site):
+    page = (site.parent / "units/unit02/index.html").read_text(encoding="utf-8")
+    assert "no model registered" in page and "0.5000" in page
+    assert "mlpath run unit02 --profile full" in page
+
+
+def test_rebuild_replaces_a_unit_folder(site, monkeypatch):
+    stale = site.parent / "units/unit01/figures/stale.png"
+    stale.write_bytes(b"old")
+    home = site.parent.parent
+    monkeypatch.setenv("MLPATH_HOME", str(home))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+    assert build_site(site.parent) == site
+    assert not stale.exists()
+
+
+def test_reference_numbers_name_their_sources():
+    for unit_id, references in REFERENCE_NUMBERS.items():
+        assert unit_id in {u.id for u in UNITS}
+        for ref in references:
+            assert ref.source and ref.value and "http" not in ref.source
+
+
+def test_notes_from_summary_and_value_format():
+    report = _report("unit01", 0.9, "quick", with_model=False)
+    report.notes = "Selected by **test_f1**\n\n## Which metric?\n\nF1 when positives are rare."
+    tables = ["audit: PCA vs sklearn.decomposition.PCA", "explained variance"]
+    assert notes_from_summary(report.summary_markdown(), tables) == report.notes
+    assert notes_from_summary("# unit01\n") == ""
+    values = (0.98931, 1.0, 3.0, 150, 60000.0, 1234.56, float("nan"), None, True, "text")
+    assert [format_value(v) for v in values] == [
+        "0.9893", "1.0000", "3", "150", "60,000", "1,234.6", "—", "—", "True", "text"]
+
+
+def test_reproduce_command_sets_only_changed_parameters():
+    defaults = {"profile": "full", "seed": "0", "max_depth": "4", "data_files": "{}", "cv_folds": "5"}
+    assert reproduce_command("unit04", "full", defaults) == "mlpath run unit04 --profile full"
+    changed = defaults | {"max_depth": "None", "cv_folds": "10"}
+    assert reproduce_command("unit04", "full", changed) == (
+        "mlpath run unit04 --profile full --set cv_folds=10 --set max_depth=null")
+    assert reproduce_command("capstone", "quick", {"x": "1"}) == "mlpath run capstone --profile quick"
+
+
+def chromium() -> str:
+    """Debian's chromium; installed with apt-get when missing and we are root (as in CI)."""
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    if os.geteuid() != 0:
+        pytest.fail("headless Chromium is needed: install Debian's `chromium` package "
+                    "(sudo apt-get install -y chromium fonts-liberation)")
+    quiet = {"env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, "capture_output": True,
+             "text": True}
+    subprocess.run(["apt-get", "update"], timeout=300, **quiet)
+    out = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium", "fonts-liberation"],
+                         timeout=900, **quiet)
+    if not CHROMIUM.exists():
+        pytest.fail(f"apt-get install chromium failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
+    return str(CHROMIUM)
+
+
+def _render(binary: str, page: Path, *action: str) -> subprocess.CompletedProcess:
+    profile = tempfile.mkdtemp(prefix="mlpath-chromium-")
+    try:
+        return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *action, page.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_pages_render_in_headless_chromium(site, tmp_path):
+    binary = chromium()
+    for page in (site, site.parent / "units/unit01/index.html"):
+        dom = _render(binary, page, "--dump-dom")
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+        assert console == [], f"{page}: console messages:\n" + "\n".join(console)
+        assert "mlpath" in dom.stdout and "<table>" in dom.stdout
+
+        shot = tmp_path / f"{page.parent.name}.png"
+        out = _render(binary, page, f"--screenshot={shot}", "--window-size=1200,1600")
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
