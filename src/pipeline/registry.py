@@ -64,6 +64,9 @@ def ensure_experiment(name: str) -> str:
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
+    if settings.tracking_uri().startswith(("http://", "https://")):
+        # a tracking server keeps artifacts in its own store, where every client can read them
+        return mlflow_client.create_experiment(name)
     location = (settings.artifact_root() / name).as_uri()
     return mlflow_client.create_experiment(name, artifact_location=location)
 
