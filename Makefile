@@ -8,7 +8,7 @@ export MLPATH_HOME ?= $(CURDIR)/.mlpath
 # Offline machines (and CI) read datasets from a local mirror; ../shared/data is used when present.
 export MLPATH_DATA_MIRROR ?= $(wildcard $(CURDIR)/../shared/data)
 
-.PHONY: setup run test bench lint ui clean
+.PHONY: setup run test bench lint ui deploy report clean
 
 setup: $(STAMP)
 
@@ -31,19 +31,17 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tasks flows tests benchmarks
 
-# The Prefect and MLflow UIs on what `make run` wrote under MLPATH_HOME; Ctrl-C stops both.
+# Prefect (server + worker, deployments applied) and MLflow UIs on MLPATH_HOME; Ctrl-C stops all.
 PREFECT_PORT ?= 4200
 MLFLOW_PORT  ?= 5000
 ui: $(STAMP)
-	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)"
-	@trap 'kill 0' INT TERM EXIT; \
-	PREFECT_HOME=$${PREFECT_HOME:-$(MLPATH_HOME)/prefect} PREFECT_SERVER_ANALYTICS_ENABLED=false \
-	PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
-		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & \
-	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
-		--backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(MLPATH_HOME)/mlflow.db} \
-		--default-artifact-root $(MLPATH_HOME)/mlartifacts & \
-	wait
+	$(BIN)/mlpath ui --prefect-port $(PREFECT_PORT) --mlflow-port $(MLFLOW_PORT)
+
+deploy: $(STAMP)
+	$(BIN)/mlpath deploy --api-url $${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api}
+
+report: $(STAMP)
+	$(BIN)/mlpath report
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: $MLPATH_HOME/site)")
     commands.add_parser("progress", help="the curriculum, boxes ticked for code, notes and a registered run")
+
+    deploy = commands.add_parser("deploy", help="apply deployments/prefect.yaml to a Prefect server")
+    deploy.add_argument("--api-url", help="the server's API URL (default: $PREFECT_API_URL)")
+    ui = commands.add_parser("ui", help="Prefect server + worker + MLflow UI on 127.0.0.1; Ctrl-C stops them")
+    ui.add_argument("--prefect-port", type=int, default=4200)
+    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.add_argument("--no-deploy", action="store_true", help="keep schedule edits made in the UI")
     return parser
 
 
@@ -125,6 +132,23 @@ def cmd_progress() -> int:
     return EXIT_OK
 
 
+def cmd_deploy(api_url: str | None) -> int:
+    from pipeline.deploy import DeploymentError, apply_deployments
+
+    try:
+        print("\n".join(apply_deployments(api_url)))
+    except DeploymentError as exc:
+        print(f"mlpath deploy: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_ui(prefect_port: int, mlflow_port: int, deploy: bool) -> int:
+    from pipeline.services import start_ui
+
+    return start_ui(prefect_port, mlflow_port, deploy=deploy)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
@@ -135,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(args.out)
     if args.command == "progress":
         return cmd_progress()
+    if args.command == "deploy":
+        return cmd_deploy(args.api_url)
+    if args.command == "ui":
+        return cmd_ui(args.prefect_port, args.mlflow_port, not args.no_deploy)
     return cmd_results(args.json)
 
 

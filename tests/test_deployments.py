@@ -1,0 +1,238 @@
+"""Deployments, the local servers and drift-triggered retraining.
+
+The slow tests run against a real Prefect server, a process worker and the MLflow UI started by
+``pipeline.services.local_services`` (what ``mlpath ui`` runs), in a temporary MLPATH_HOME: they
+apply ``deployments/prefect.yaml``, run unit01's deployment twice (the second run does not beat
+the first, so the champion stays), and drive the drift monitor with steady and shifted data.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.deploy import (
+    RETRAINING_TAG,
+    WORK_POOL,
+    DeploymentError,
+    apply_deployments,
+    deployment_specs,
+    project_dir,
+    retraining_deployment,
+)
+from pipeline.services import ServiceStartError, _alive, _descendants, free_port, local_services, stop_process
+from pipeline.units import implemented_units
+
+QUICK = {"params": {"profile": "quick", "cv_folds": 0}}
+RUN_TIMEOUT_S = 240
+
+
+# --- prefect.yaml, without a server ---------------------------------------------------------
+
+def test_every_built_unit_has_a_scheduled_retraining_deployment():
+    specs = {spec["entrypoint"]: spec for spec in deployment_specs()}
+    for unit in implemented_units():
+        spec = specs[unit.flow]
+        assert RETRAINING_TAG in spec["tags"] and spec["work_pool"]["name"] == WORK_POOL
+        assert spec["parameters"] == {"params": {"profile": "full"}}
+        assert spec["concurrency_limit"] == 1
+        assert [s["cron"] for s in spec["schedules"]], f"{unit.id} has no retraining schedule"
+
+
+def test_schedules_are_valid_cron_in_utc():
+    from prefect.client.schemas.schedules import CronSchedule
+
+    for spec in deployment_specs():
+        for schedule in spec.get("schedules", []):
+            CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+
+
+def test_path_and_monitor_deployments_default_to_the_full_run():
+    specs = {spec["entrypoint"]: spec for spec in deployment_specs()}
+    assert specs["flows.learning_path:learning_path"]["parameters"] == {"profile": "full"}
+    monitor = specs["flows.monitoring:drift_monitor"]
+    assert monitor["parameters"]["unit"] == "unit06" and monitor["schedules"]
+
+
+def test_retraining_deployment_names_flow_and_deployment():
+    assert retraining_deployment("unit06") == "unit06-evaluation/retrain"
+    with pytest.raises(DeploymentError, match="unit02 has no deployment"):
+        retraining_deployment("unit02")
+
+
+def test_apply_without_a_server_says_how_to_start_one(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with pytest.raises(DeploymentError, match="mlpath ui"):
+        apply_deployments()
+    with pytest.raises(DeploymentError, match="does not answer"):
+        apply_deployments(f"http://127.0.0.1:{free_port()}/api")
+
+
+def test_library_modules_import_no_prefect():
+    code = "import sys, pipeline.services, pipeline.deploy, pipeline.drift; print('prefect' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --- process handling ------------------------------------------------------------------------
+
+def test_stop_process_ends_the_whole_tree_even_in_other_sessions():
+    # a child in the group, and a grandchild in a session of its own (as Prefect starts flow runs)
+    script = "sleep 300 & python3 -c 'import os, time; os.setsid(); time.sleep(300)' & wait"
+    process = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 20
+    while len(_descendants(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    tree = [process.pid, *_descendants(process.pid)]
+    assert len(tree) == 3
+    stop_process(process, timeout=5)
+    assert not [pid for pid in tree if _alive(pid)]
+
+
+def test_a_taken_port_is_reported():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        with pytest.raises(ServiceStartError, match="in use"), local_services(sock.getsockname()[1]):
+            pass
+
+
+# --- against a real Prefect server -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Server, worker and MLflow UI in a temporary home, deployments applied; all stopped after."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    home = tmp_path_factory.mktemp("deployments-home")
+    started: list[int] = []
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLPATH_HOME", str(home))
+        env.setenv("PREFECT_HOME", str(home / "prefect"))
+        env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        try:
+            with local_services(free_port(), free_port(),
+                                extra_env={"PREFECT_WORKER_QUERY_SECONDS": "1"}) as services:
+                names = apply_deployments(services.prefect_api_url)
+                with temporary_settings(updates={PREFECT_API_URL: services.prefect_api_url}):
+                    yield services, names
+                started = [pid for s in services.processes for pid in (s.process.pid, *_descendants(s.process.pid))]
+        finally:
+            leaked = [pid for pid in started if _alive(pid)]
+            assert not leaked, f"processes still running after the services stopped: {leaked}"
+
+
+def _client():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+@pytest.mark.slow
+def test_deployments_are_listed_with_schedules(stack):
+    services, names = stack
+    assert set(names) == {"unit01-pca/retrain", "unit04-decision-trees/retrain", "unit06-evaluation/retrain",
+                          "unit07-numpy-mlp/retrain", "unit08-cnn/retrain", "learning-path/full",
+                          "drift-monitor/titanic-unit06"}
+    with _client() as client:
+        unit06 = client.read_deployment_by_name("unit06-evaluation/retrain")
+        unit08 = client.read_deployment_by_name("unit08-cnn/retrain")
+    assert unit06.work_pool_name == WORK_POOL and unit06.parameters == {"params": {"profile": "full"}}
+    assert [(s.schedule.cron, s.active) for s in unit06.schedules] == [("0 3 * * 1", True)]
+    assert [s.active for s in unit08.schedules] == [False]
+    assert unit06.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
+        "directory": str(project_dir())}}]
+    # `mlpath ui` applies the file on every start: applying again updates, it does not duplicate
+    assert apply_deployments(services.prefect_api_url) == names
+    with _client() as client:
+        again = client.read_deployment_by_name("unit06-evaluation/retrain")
+    assert again.id == unit06.id and len(again.schedules) == 1
+    with urllib.request.urlopen(f"{services.mlflow_url}/health", timeout=10) as response:
+        assert response.status == 200
+    # the UI calls the API on this server's port, not Prefect's default 4200
+    with urllib.request.urlopen(f"{services.prefect_url}/ui-settings", timeout=10) as response:
+        assert json.load(response)["api_url"] == services.prefect_api_url
+
+
+@pytest.mark.slow
+def test_deployment_runs_register_and_a_run_that_does_not_win_keeps_the_champion(stack):
+    from prefect.deployments import run_deployment
+
+    from pipeline.registry import latest_results
+
+    services, _ = stack
+    first = run_deployment("unit01-pca/retrain", parameters=QUICK, timeout=RUN_TIMEOUT_S)
+    assert first.state.is_completed(), first.state
+    outcome = first.state.result()
+    assert (outcome["unit"], outcome["version"], outcome["alias"]) == ("unit01", "1", "champion")
+    registered = latest_results(["unit01"])["unit01"]
+    assert registered["run_id"] == outcome["run_id"] and registered["profile"] == "quick"
+    assert registered["metrics"]["test_accuracy"] == pytest.approx(outcome["value"])
+
+    # the same data and seed give the same accuracy: not strictly better, so it stays challenger
+    second = run_deployment("unit01-pca/retrain", parameters=QUICK, timeout=RUN_TIMEOUT_S)
+    assert second.state.is_completed(), second.state
+    assert second.deployment_id == first.deployment_id
+    retrained = second.state.result()
+    assert (retrained["version"], retrained["alias"]) == ("2", "challenger")
+    assert retrained["champion_before"] == pytest.approx(outcome["value"])
+    registered = latest_results(["unit01"])["unit01"]
+    assert (registered["version"], registered["champion_version"], registered["aliases"]) == ("2", "1", ["challenger"])
+
+    # the MLflow UI serves the same registry
+    url = f"{services.mlflow_url}/api/2.0/mlflow/registered-models/get?name=mlpath-unit01"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        aliases = {a["alias"]: a["version"] for a in json.load(response)["registered_model"]["aliases"]}
+    assert aliases == {"champion": "1", "challenger": "2"}
+
+
+def _shifted_titanic(folder: Path) -> Path:
+    from conftest import MIRROR
+
+    frame = pd.read_csv(MIRROR / "titanic" / "train.csv")
+    path = folder / "titanic_shifted.csv"
+    frame.assign(Fare=frame["Fare"] * 5, Age=frame["Age"] + 30).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_drift_past_the_threshold_triggers_the_retraining_deployment(stack, tmp_path):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, DeploymentFilter, DeploymentFilterId
+    from prefect.states import Cancelled, Cancelling
+
+    from flows.monitoring import drift_monitor
+
+    with _client() as client:
+        deployment = client.read_deployment_by_name("unit06-evaluation/retrain")
+
+        def triggered_runs() -> list:
+            """unit06's runs that its cron schedule did not create."""
+            of_unit06 = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+            return [r for r in client.read_flow_runs(deployment_filter=of_unit06) if not r.auto_scheduled]
+
+        steady = drift_monitor(unit="unit06", dataset="titanic")
+        assert not steady["triggered"] and steady["max_psi"] < 0.2
+        assert triggered_runs() == []
+
+        shifted = drift_monitor(unit="unit06", dataset="titanic", recent_path=str(_shifted_titanic(tmp_path)))
+        assert shifted["triggered"] and set(shifted["drifted_features"]) == {"Fare", "Age"}
+        run = client.read_flow_run(shifted["retraining_run_id"])
+        assert run.deployment_id == deployment.id and "drift-triggered" in run.tags
+        assert [r.id for r in triggered_runs()] == [run.id]
+        # a full unit06 run is not the point here; cancel it (the worker stops it if it started)
+        waiting = run.state.is_scheduled() or run.state.is_pending()
+        client.set_flow_run_state(run.id, Cancelled() if waiting else Cancelling(), force=True)
+
+        published = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["drift-titanic", "drift-titanic-summary"])))
+        assert {a.key for a in published} == {"drift-titanic", "drift-titanic-summary"}
+
