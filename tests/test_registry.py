@@ -99,31 +99,33 @@ def test_quick_run_never_displaces_a_full_champion(fresh_home):
     assert _champion_version() == "1"
 
 
-def test_model_loads_with_its_code_in_a_fresh_process(fresh_home):
+def _champion_predicts_in_a_fresh_process(home, flavor: str, rows: str) -> str:
+    """Load the champion with ``mlflow.<flavor>`` in a new interpreter and predict ``rows``."""
     import subprocess
     import sys
 
+    from pipeline.settings import tracking_uri
+
+    code = (f"import mlflow, numpy as np; mlflow.set_tracking_uri({tracking_uri()!r}); "
+            f"m = mlflow.{flavor}.load_model('models:/mlpath-unit99@champion'); "
+            f"print(m.predict(np.array({rows}, dtype=np.float32)).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=home)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_model_loads_with_its_code_in_a_fresh_process(fresh_home):
     tree = DecisionTreeClassifier(max_depth=2).fit(X, Y)
     log_unit_run(_report(1.0, model=tree))
-    from pipeline.settings import tracking_uri
-    code = (f"import mlflow, numpy as np; mlflow.set_tracking_uri({tracking_uri()!r}); "
-            "m = mlflow.pyfunc.load_model('models:/mlpath-unit99@champion'); "
-            "print(m.predict(np.array([[0.0], [3.0]])).tolist())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=fresh_home)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "[0, 1]"
+    assert _champion_predicts_in_a_fresh_process(fresh_home, "pyfunc", "[[0.0], [3.0]]") == "[0, 1]"
 
 
 def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
-    import subprocess
-    import sys
     from functools import partial
 
     import torch
 
     from pipeline.registry import holds_torch
-    from pipeline.settings import tracking_uri
     from pipeline.training import TorchClassifier, TrainConfig
 
     # the factory must be importable where the model loads: a library class, not a test function
@@ -132,10 +134,5 @@ def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
     assert holds_torch(model)
     expected = model.predict(X.astype(np.float32)).tolist()
     log_unit_run(_report(1.0, model=model))
-    code = (f"import mlflow, numpy as np; mlflow.set_tracking_uri({tracking_uri()!r}); "
-            "m = mlflow.sklearn.load_model('models:/mlpath-unit99@champion'); "
-            "print(m.predict(np.array([[0.0], [1.0], [2.0], [3.0]], dtype=np.float32)).tolist())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=fresh_home)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == str(expected)
+    rows = "[[0.0], [1.0], [2.0], [3.0]]"
+    assert _champion_predicts_in_a_fresh_process(fresh_home, "sklearn", rows) == str(expected)
