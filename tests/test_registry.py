@@ -99,7 +99,7 @@ def test_quick_run_never_displaces_a_full_champion(fresh_home):
     assert _champion_version() == "1"
 
 
-def _champion_predicts_in_a_fresh_process(home, flavor: str, rows: str) -> str:
+def _champion_predicts_in_a_fresh_process(home, flavor: str, rows: str, dtype: str) -> str:
     """Load the champion with ``mlflow.<flavor>`` in a new interpreter and predict ``rows``."""
     import subprocess
     import sys
@@ -108,7 +108,7 @@ def _champion_predicts_in_a_fresh_process(home, flavor: str, rows: str) -> str:
 
     code = (f"import mlflow, numpy as np; mlflow.set_tracking_uri({tracking_uri()!r}); "
             f"m = mlflow.{flavor}.load_model('models:/mlpath-unit99@champion'); "
-            f"print(m.predict(np.array({rows}, dtype=np.float32)).tolist())")
+            f"print(m.predict(np.array({rows}, dtype=np.{dtype})).tolist())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=home)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()[-1]
@@ -117,7 +117,8 @@ def _champion_predicts_in_a_fresh_process(home, flavor: str, rows: str) -> str:
 def test_model_loads_with_its_code_in_a_fresh_process(fresh_home):
     tree = DecisionTreeClassifier(max_depth=2).fit(X, Y)
     log_unit_run(_report(1.0, model=tree))
-    assert _champion_predicts_in_a_fresh_process(fresh_home, "pyfunc", "[[0.0], [3.0]]") == "[0, 1]"
+    # pyfunc enforces the logged signature: float64 columns, like the example rows
+    assert _champion_predicts_in_a_fresh_process(fresh_home, "pyfunc", "[[0.0], [3.0]]", "float64") == "[0, 1]"
 
 
 def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
@@ -135,4 +136,4 @@ def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
     expected = model.predict(X.astype(np.float32)).tolist()
     log_unit_run(_report(1.0, model=model))
     rows = "[[0.0], [1.0], [2.0], [3.0]]"
-    assert _champion_predicts_in_a_fresh_process(fresh_home, "sklearn", rows) == str(expected)
+    assert _champion_predicts_in_a_fresh_process(fresh_home, "sklearn", rows, "float32") == str(expected)
