@@ -124,11 +124,34 @@ def stack(tmp_path_factory):
                                 extra_env={"PREFECT_WORKER_QUERY_SECONDS": "1"}) as services:
                 names = apply_deployments(services.prefect_api_url)
                 with temporary_settings(updates={PREFECT_API_URL: services.prefect_api_url}):
-                    yield services, names
+                    try:
+                        yield services, names
+                    finally:
+                        _drain_prefect_workers()
                 started = [pid for s in services.processes for pid in (s.process.pid, *_descendants(s.process.pid))]
         finally:
             leaked = [pid for pid in started if _alive(pid)]
             assert not leaked, f"processes still running after the services stopped: {leaked}"
+
+
+def _drain_prefect_workers() -> None:
+    """Send the logs and events of this module's in-process flow runs while their server is up.
+
+    Left queued, they would be flushed at the end of the session, by prefect_test_harness's
+    teardown, to a server that is gone: that drain waits forever.
+    """
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain():
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    run_coro_as_sync(drain())
 
 
 def _client():
