@@ -13,7 +13,8 @@ from sklearn.base import clone
 from torch import nn
 
 from pipeline.evaluation import evaluate
-from pipeline.training import TorchClassifier, TrainConfig, Trainer, pick_device, seed_everything
+from pipeline import training
+from pipeline.training import TorchClassifier, TrainConfig, Trainer, autocast_dtype, pick_device, seed_everything
 
 TIMINGS = ("seconds", "samples_per_second")
 CPU = TrainConfig(batch_size=50, device="cpu")
@@ -281,3 +282,56 @@ def test_torch_classifier_keeps_a_checkpoint_per_settings(tmp_path):
     longer = TorchClassifier(mlp, replace(config, epochs=3)).fit(X, y)  # would clash in one folder
     assert len(longer.history_) == 3
     assert len(list(tmp_path.glob("*/last.pt"))) == 2
+
+
+def halves(n=400, seed=0):
+    """Images (n, 3, 8, 8) float32; the label says whether the left half is the brighter one."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 2, n)
+    X[:, :, :, :4] += np.where(y == 1, 1.0, -1.0)[:, None, None, None]
+    return X, y
+
+
+def small_cnn():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 2))
+
+
+def test_cpu_bf16_autocasts_only_where_the_cpu_computes_bf16(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    assert autocast_dtype(cpu, replace(CPU, cpu_bf16=True)) == torch.bfloat16
+    assert autocast_dtype(cpu, CPU) is None  # opt-in: plain float32 unless asked
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    assert autocast_dtype(cpu, replace(CPU, cpu_bf16=True)) is None  # emulated bf16 would be slower
+
+
+def test_channels_last_changes_the_layout_not_the_results():
+    X, y = halves()
+    config = replace(CPU, epochs=2, lr=1e-2)
+    seed_everything(0)
+    plain = Trainer(small_cnn(), config)
+    plain.fit(X, y)
+    seed_everything(0)
+    nhwc = Trainer(small_cnn(), replace(config, channels_last=True))
+    nhwc.fit(X, y)
+
+    weight = nhwc.model[0].weight  # (8, 3, 3, 3)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    np.testing.assert_allclose(nhwc.predict_logits(X), plain.predict_logits(X), atol=1e-4)
+
+
+def test_cpu_bf16_trains_in_bf16_and_still_learns(monkeypatch):
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)  # emulated where it is not: slow, same maths
+    X, y = halves()
+    config = replace(CPU, epochs=3, lr=1e-2, cpu_bf16=True, channels_last=True)
+    seed_everything(0)
+    trainer = Trainer(small_cnn(), config)
+    dtypes = []
+    trainer.model[0].register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    trainer.fit(X[:300], y[:300])
+
+    assert trainer.amp_dtype == torch.bfloat16 and set(dtypes) == {torch.bfloat16}
+    assert trainer.model[0].weight.dtype == torch.float32  # autocast computes in bf16, keeps fp32 weights
+    logits = trainer.predict_logits(X[300:])
+    assert logits.dtype == np.float32 and (logits.argmax(1) == y[300:]).mean() > 0.9

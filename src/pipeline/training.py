@@ -47,7 +47,11 @@ class TrainConfig:
     """How to train. Frozen, so it is hashable and `sklearn.base.clone` copies it as one value.
 
     ``scheduler`` steps every batch: "onecycle" peaks at ``lr``, "cosine" anneals from ``lr`` to 0.
-    ``amp`` only takes effect on CUDA (bf16 where supported, else fp16 with a GradScaler).
+    ``amp`` is mixed precision on CUDA (bf16 where supported, else fp16 with a GradScaler).
+    ``cpu_bf16`` is bf16 autocast on the CPU, only where the CPU computes bf16 natively (AVX512-BF16
+    or AMX; elsewhere it would be emulated and slower): about twice as fast for convolutions.
+    ``channels_last`` stores a conv net's weights and 4-D batches as (N, H, W, C) in memory, the
+    layout oneDNN and tensor cores convolve fastest; shapes and results are unchanged.
     ``early_stopping_patience`` counts epochs without a lower validation loss.
     ``device`` None means `pick_device()`; ``label`` names the run in the progress bar.
     """
@@ -62,6 +66,8 @@ class TrainConfig:
     grad_clip: float | None = None
     early_stopping_patience: int | None = None
     amp: bool = True
+    cpu_bf16: bool = False
+    channels_last: bool = False
     seed: int = 0
     checkpoint_dir: str | None = None
     device: str | None = None
@@ -140,14 +146,14 @@ class Trainer:
     ):
         self.config = config
         self.device = pick_device(config.device)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device, memory_format=_memory_format(config))
         self.loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
         self.train_transform = train_transform
         self.input_transform = input_transform
         self.on_epoch_end = on_epoch_end
         self.optimizer = _build_optimizer(self.model, config)
         self.scheduler = None  # built in fit: its length depends on the number of batches
-        self.amp_dtype = _amp_dtype(self.device, config.amp)
+        self.amp_dtype = autocast_dtype(self.device, config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
     def fit(self, X_train, y_train, X_val=None, y_val=None) -> TrainResult:
@@ -211,7 +217,8 @@ class Trainer:
         return torch.softmax(self._logits(_as_tensor(X), batch_size), dim=-1).cpu().numpy()
 
     def _logits(self, X: Tensor, batch_size: int = 1024) -> Tensor:
-        return _predict_logits(self.model, X, self.device, self.input_transform, self.amp_dtype, batch_size)
+        return _predict_logits(self.model, X, self.device, self.input_transform, self.amp_dtype, batch_size,
+                               self.config.channels_last)
 
     def _train_epoch(self, X: Tensor, y: Tensor, generator: torch.Generator, bar, epoch: int):
         """One pass over the batches; returns the train metrics, the last step's lr and samples/s."""
@@ -227,7 +234,7 @@ class Trainer:
             if self.train_transform is not None:
                 xb = self.train_transform(xb)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                logits = self.model(_apply(self.input_transform, xb))  # (B, C)
+                logits = self.model(_layout(_apply(self.input_transform, xb), cfg.channels_last))  # (B, C)
                 loss = self.loss_fn(logits, yb)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -396,8 +403,10 @@ class TorchClassifier(ClassifierMixin, ModelAdapter):
         check_is_fitted(self, "module_")
         X = check_array(X, allow_nd=True)
         device = pick_device(self.config.device)
-        amp_dtype = _amp_dtype(device, self.config.amp)
-        logits = _predict_logits(self.module_.to(device), _as_tensor(X), device, self.input_transform, amp_dtype)
+        model = self.module_.to(device, memory_format=_memory_format(self.config))
+        dtype = autocast_dtype(device, self.config)
+        logits = _predict_logits(model, _as_tensor(X), device, self.input_transform, dtype,
+                                 channels_last=self.config.channels_last)
         return torch.softmax(logits, dim=-1).cpu().numpy()
 
     def predict(self, X) -> np.ndarray:
@@ -414,14 +423,15 @@ class TorchClassifier(ClassifierMixin, ModelAdapter):
         return state
 
 
-def _predict_logits(model, X, device, input_transform, amp_dtype, batch_size: int = 1024) -> Tensor:
+def _predict_logits(model, X, device, input_transform, amp_dtype, batch_size: int = 1024,
+                    channels_last: bool = False) -> Tensor:
     """Eval-mode outputs for X (n, ...) on ``device``, batch by batch: (n, C) float32."""
     model.eval()
     outputs = []
     with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         for start in range(0, len(X), batch_size):
             xb = X[start : start + batch_size].to(device, non_blocking=True)
-            outputs.append(model(_apply(input_transform, xb)).float())
+            outputs.append(model(_layout(_apply(input_transform, xb), channels_last)).float())
     return torch.cat(outputs)
 
 
@@ -502,10 +512,28 @@ def _correct(logits: Tensor, y: Tensor) -> Tensor:
     return (logits.argmax(dim=-1) == y).sum()
 
 
-def _amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def autocast_dtype(device: torch.device, config: TrainConfig) -> torch.dtype | None:
+    """The autocast dtype for ``config`` on ``device``, or None for full float32."""
+    if device.type == "cuda" and config.amp:
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and config.cpu_bf16 and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX) that oneDNN uses for autocast."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's probes, private in 2.x
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def _memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.preserve_format
+
+
+def _layout(x: Tensor, channels_last: bool) -> Tensor:
+    """A 4-D batch in channels-last memory layout when asked (a copy only when that changes it)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
 
 
 def _progress_bar() -> Progress | None:
