@@ -12,8 +12,8 @@ import torch
 from sklearn.base import clone
 from torch import nn
 
-from pipeline.evaluation import evaluate
 from pipeline import training
+from pipeline.evaluation import evaluate
 from pipeline.training import TorchClassifier, TrainConfig, Trainer, autocast_dtype, pick_device, seed_everything
 
 TIMINGS = ("seconds", "samples_per_second")
