@@ -1,7 +1,10 @@
 """Unit 8: training and inference images/second of the CNNs, against Model A in the same run.
 
 Batch 128 of real CIFAR-10 images, augmentation included in training, on CUDA when present and
-always on the CPU. Model B at its published width (64) and at the quick profile's width (16).
+always on the CPU. Model B at the quick profile's width (16), the full profile's (32) and the
+published one (64). "fast" is how Unit 8 trains Model B: channels-last layout, and autocast as
+the training loop picks it (bf16 or fp16 on CUDA; bf16 on a CPU with native bf16, else float32);
+"fp32" is plain float32 in the default layout, to show what those two settings buy.
 """
 
 from __future__ import annotations
@@ -14,12 +17,17 @@ import torch
 from pipeline.augment import cifar_eval_transform, cifar_train_transform
 from pipeline.data import load_dataset
 from pipeline.models import ResNetSmall, SimpleCNN
+from pipeline.training import TrainConfig, autocast_dtype, cpu_has_native_bf16
 
 BATCH = 128
+# name -> (model factory, fast settings?)
 MODELS = {
-    "Model A: simple CNN (baseline)": SimpleCNN,
-    "Model B: ResNet width 16 (quick)": partial(ResNetSmall, width=16),
-    "Model B: ResNet width 64 (full)": ResNetSmall,
+    "Model A: simple CNN, fp32 (baseline)": (SimpleCNN, False),
+    "Model B: width 16 (quick), fast": (partial(ResNetSmall, width=16), True),
+    "Model B: width 32 (full), fp32": (partial(ResNetSmall, width=32), False),
+    "Model B: width 32 (full), fast": (partial(ResNetSmall, width=32), True),
+    "Model B: width 64 (published), fp32": (partial(ResNetSmall, width=64), False),
+    "Model B: width 64 (published), fast": (partial(ResNetSmall, width=64), True),
 }
 
 
@@ -36,30 +44,31 @@ def _seconds(step, repeats: int) -> float:
 
 
 def throughput(factory, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-               repeats: int) -> tuple[float, float]:
+               repeats: int, fast: bool) -> tuple[float, float]:
     """(training, inference) images per second for one model on ``device``."""
     torch.manual_seed(0)
-    model = factory().to(device)
+    config = TrainConfig(amp=fast, cpu_bf16=fast, channels_last=fast)
+    layout = torch.channels_last if fast else torch.contiguous_format
+    model = factory().to(device, memory_format=layout)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     augment = cifar_train_transform(torch.Generator(device=device).manual_seed(0))
     normalise = cifar_eval_transform()
     x, y = images.to(device), labels.to(device)
-
-    # As the training loop runs: bf16 autocast on CUDA (where supported), full precision on the CPU.
-    amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    dtype = autocast_dtype(device, config)  # fp16 would also need a GradScaler; its cost is small
+    autocast = partial(torch.autocast, device.type, dtype=dtype, enabled=dtype is not None)
 
     def train_step():
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = torch.nn.functional.cross_entropy(model(augment(x)), y)
+        with autocast():
+            loss = torch.nn.functional.cross_entropy(model(augment(x).contiguous(memory_format=layout)), y)
         loss.backward()
         optimizer.step()
 
     def infer_step():
         model.eval()
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            model(normalise(x))
+        with torch.inference_mode(), autocast():
+            model(normalise(x).contiguous(memory_format=layout))
 
     return BATCH / _seconds(train_step, repeats), BATCH / _seconds(infer_step, repeats)
 
@@ -71,13 +80,19 @@ def main() -> None:
     for device in devices:
         repeats = 20 if device.type == "cuda" else 3
         print(f"\nUnit 8 — images/second, batch {BATCH}, {device.type}"
-              f" ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'})")
-        print(f"  {'model':36s} {'train':>9s} {'infer':>9s}   vs Model A (train, infer)")
+              f" ({_describe(device)})")
+        print(f"  {'model':38s} {'train':>9s} {'infer':>9s}   vs Model A (train, infer)")
         base = None
-        for name, factory in MODELS.items():
-            train, infer = throughput(factory, images, labels, device, repeats)
+        for name, (factory, fast) in MODELS.items():
+            train, infer = throughput(factory, images, labels, device, repeats, fast)
             base = base or (train, infer)
-            print(f"  {name:36s} {train:9.0f} {infer:9.0f}   {train / base[0]:.3f}x, {infer / base[1]:.3f}x")
+            print(f"  {name:38s} {train:9.0f} {infer:9.0f}   {train / base[0]:.3f}x, {infer / base[1]:.3f}x")
+
+
+def _describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"{torch.get_num_threads()} threads, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def test_deployments_are_listed_with_schedules(stack):
         unit08 = client.read_deployment_by_name("unit08-cnn/retrain")
     assert unit06.work_pool_name == WORK_POOL and unit06.parameters == {"params": {"profile": "full"}}
     assert [(s.schedule.cron, s.active) for s in unit06.schedules] == [("0 3 * * 1", True)]
-    assert [s.active for s in unit08.schedules] == [False]
+    assert [(s.schedule.cron, s.active) for s in unit08.schedules] == [("0 5 * * 0", True)]
     assert unit06.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
         "directory": str(project_dir())}}]
     # `mlpath ui` applies the file on every start: applying again updates, it does not duplicate

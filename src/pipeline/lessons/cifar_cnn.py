@@ -5,8 +5,8 @@ residual network with batch norm. Both train in the shared loop (``pipeline.trai
 random-crop and flip augmentation in plain torch, and are scored by the shared evaluation.
 
 Checkpoints go to ``MLPATH_HOME/runs/unit08/<model>/``, one folder per training set and settings:
-an interrupted run resumes where it stopped, and a finished one with the same data and settings
-is reused rather than trained again.
+an interrupted run resumes where it stopped (same data and settings); a finished one is trained
+anew, as a scheduled retraining should be.
 
 The mirror's CIFAR-10 is a JPEG re-encoding of the official images: accuracies on it are close
 to, not exactly comparable with, results on the official data.
@@ -34,20 +34,24 @@ SIMPLE = "Model A: simple CNN"
 RESNET = "Model B: small ResNet"
 
 # Per profile: (model factory, training settings). Quick fits 2 CPU cores in about a minute; full
-# is the real run (Model B's 24-epoch one-cycle schedule is the published ResNet-9 recipe).
+# is the real run: Model B follows the published ResNet-9 recipe (24-epoch one-cycle SGD) at half
+# its width, a quarter of its compute, so that it trains on 2 CPU cores in under an hour.
+# Model B trains in bf16 on CPUs that have it and in channels-last layout, together about 2.7x
+# faster there than float32 (`make bench` measures it); on CUDA, `amp` does the same.
+_FAST = {"cpu_bf16": True, "channels_last": True}
 SETTINGS = {
     "quick": {
         SIMPLE: (SimpleCNN, TrainConfig(epochs=5, batch_size=64, lr=2e-3, optimizer="adamw")),
         RESNET: (partial(ResNetSmall, width=16), TrainConfig(
             epochs=4, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-            scheduler="onecycle")),
+            scheduler="onecycle", **_FAST)),
     },
     "full": {
         SIMPLE: (SimpleCNN, TrainConfig(epochs=20, batch_size=64, lr=2e-3, optimizer="adamw",
                                         scheduler="cosine")),
-        RESNET: (ResNetSmall, TrainConfig(
+        RESNET: (partial(ResNetSmall, width=32), TrainConfig(
             epochs=24, batch_size=256, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-            scheduler="onecycle")),
+            scheduler="onecycle", **_FAST)),
     },
 }
 

@@ -12,7 +12,7 @@ records what each layer actually produced, so the two can be compared (the tests
   convolutions, each followed by ReLU and 2x2 max-pooling, then three dense layers.
 - ``ResNetSmall`` (Model B) is the "ResNet-9" of the DAWNBench CIFAR-10 entries (David Page,
   "How to train your ResNet"): 3x3 convolutions with batch norm, two residual blocks, a global
-  max pool. ``width`` scales every channel count, so a CPU quick run can use a narrower net.
+  max pool. ``width`` scales every channel count, so CPU runs can use a narrower net.
 
 The notes in ``docs/unit08_cnn.md`` work the shapes through for both models.
 """
@@ -203,8 +203,9 @@ class ResNetSmall(nn.Module):
     ----------
     num_classes : size of the output.
     width : channels of the first layer; the later stages use 2x, 4x and 8x. The default 64 is
-        the published net (6.57 M parameters, 94 % on CIFAR-10 in its authors' 24-epoch schedule);
-        16 is a quarter as wide and about 1/16 of the compute, for CPU quick runs.
+        the published net (6.57 M parameters, 94 % on CIFAR-10 in its authors' 24-epoch schedule).
+        Compute grows with the square of the width: Unit 8's full profile uses 32 (1/4 of it),
+        the quick profile 16 (1/16).
 
     Input ``(B, 3, H, W)`` with H, W multiples of 8 (32 for CIFAR); output ``(B, num_classes)``
     logits. Shapes below are for width 64 and 32 x 32 inputs.
