@@ -335,3 +335,17 @@ def test_cpu_bf16_trains_in_bf16_and_still_learns(monkeypatch):
     assert trainer.model[0].weight.dtype == torch.float32  # autocast computes in bf16, keeps fp32 weights
     logits = trainer.predict_logits(X[300:])
     assert logits.dtype == np.float32 and (logits.argmax(1) == y[300:]).mean() > 0.9
+
+
+def test_label_smoothing_caps_the_confidence_it_trains_towards():
+    X, y = blobs(600)
+    config = replace(CPU, epochs=30, lr=5e-2, optimizer="sgd")
+    plain, _ = fit_mlp(config, X, y)
+    smoothed, _ = fit_mlp(replace(config, label_smoothing=0.3), X, y)
+
+    # With ε = 0.3 over K = 3 classes the loss is lowest at p(true) = 1 - ε + ε/K = 0.8.
+    assert plain.predict_proba(X).max(1).mean() > 0.95
+    assert 0.75 < smoothed.predict_proba(X).max(1).mean() < 0.85
+    assert (smoothed.predict_proba(X).argmax(1) == y).mean() > 0.95  # still right, just less sure
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)
