@@ -1,11 +1,11 @@
 """One device-aware torch training loop, shared by every unit that trains a torch model.
 
 ``Trainer(model, TrainConfig(...)).fit(X, y, X_val, y_val)`` trains on CUDA when present (with
-mixed precision there) and on the CPU otherwise, seeded, with a progress bar on a terminal,
-per-epoch metrics to ``on_epoch_end`` and to the active MLflow run, a checkpoint after every epoch
-that the next ``fit`` resumes from, early stopping on validation loss and optional gradient
-clipping. ``TorchClassifier`` wraps it in the sklearn contract, so the Unit 6 ``evaluate`` takes
-torch models unchanged.
+mixed precision there) and on the CPU otherwise (in bf16 where the CPU has it and the config asks),
+seeded, with a progress bar on a terminal, per-epoch metrics to ``on_epoch_end`` and to the active
+MLflow run, a checkpoint after every epoch that the next ``fit`` resumes from, early stopping on
+validation loss and optional gradient clipping. ``TorchClassifier`` wraps it in the sklearn
+contract, so the Unit 6 ``evaluate`` takes torch models unchanged.
 """
 
 from __future__ import annotations
