@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -11,12 +13,17 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import urllib.error
+import threading
 import zipfile
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pooch
 import pytest
 
 from pipeline.data import (
@@ -26,10 +33,12 @@ from pipeline.data import (
     ChecksumError,
     DataRef,
     DatasetNotFoundError,
+    DatasetSpec,
     UnknownDatasetError,
     fetch,
     load_dataset,
 )
+from pipeline.data.fetch import FileSpec
 
 from conftest import MIRROR
 
@@ -43,7 +52,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip(f"no dataset mirror at {MIRROR}")
     monkeypatch.setenv("MLPATH_DATA_MIRROR", str(MIRROR))
     monkeypatch.setenv("MLPATH_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(fetch, "BACKOFF_S", 0.0)
     return tmp_path / "home"
 
 
@@ -54,18 +62,86 @@ def no_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPATH_DATA_MIRROR", str(empty))
 
 
-class FakeUrlopen:
-    """Stands in for urllib.request.urlopen: fails ``failures`` times, then serves ``payload``."""
+class FileServer(ThreadingHTTPServer):
+    """Serves ``files`` (URL path -> bytes) on 127.0.0.1.
 
-    def __init__(self, payload: bytes, failures: int = 0, error: Exception | None = None):
-        self.payload, self.failures, self.calls = payload, failures, []
-        self.error = error or urllib.error.URLError("connection reset")
+    The first ``failures`` requests are answered with ``status`` instead. ``requests`` records
+    every request as (path, Authorization header); ``waits`` the back-off pooch slept.
+    """
 
-    def __call__(self, request, timeout: float) -> io.BytesIO:
-        self.calls.append(request.full_url)
-        if len(self.calls) <= self.failures:
-            raise self.error
-        return io.BytesIO(self.payload)
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _FileHandler)
+        self.files: dict[str, bytes] = {}
+        self.failures, self.status = 0, 503
+        self.requests: list[tuple[str, str | None]] = []
+        self.waits: list[float] = []
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_port}{path}"
+
+
+class _FileHandler(BaseHTTPRequestHandler):
+    server: FileServer
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Authorization")))
+        if self.server.failures > 0:
+            self.server.failures -= 1
+            self.send_error(self.server.status)
+            return
+        body = self.server.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # keep pytest's output to the assertions
+        pass
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
+    """A local file server; pooch's back-off is recorded instead of slept."""
+    httpd = FileServer()
+    monkeypatch.setattr(pooch.core, "time", SimpleNamespace(sleep=httpd.waits.append))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy from the environment must not see loopback
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def serve_tiny(
+    monkeypatch: pytest.MonkeyPatch, server: FileServer, served: bytes, expected: bytes, member: str | None = None
+) -> str:
+    """Add catalog entry ``tiny``: one text file, checksummed as ``expected``, downloaded from a URL
+    that serves ``served``. Returns the URL."""
+    url = server.url("/files/tiny.txt")
+    server.files["/files/tiny.txt"] = served
+    file = FileSpec("tiny.txt", (url,), f"sha256:{hashlib.sha256(expected).hexdigest()}", member)
+    monkeypatch.setitem(
+        DATASETS, "tiny", DatasetSpec("tiny", (file,), lambda paths: {"text": paths["tiny.txt"].read_text()})
+    )
+    return url
+
+
+def serve_catalog_entry(
+    monkeypatch: pytest.MonkeyPatch, server: FileServer, name: str, bodies: dict[str, bytes] | None = None
+) -> None:
+    """Point dataset ``name``'s URLs at ``server`` (``https://host/path`` -> ``/host/path``), which
+    serves ``bodies`` (file name -> bytes) there."""
+    spec = DATASETS[name]
+    files = []
+    for file in spec.files:
+        paths = tuple("/" + url.split("://", 1)[1] for url in file.urls)
+        server.files |= {path: (bodies or {})[file.name] for path in paths if file.name in (bodies or {})}
+        files.append(replace(file, urls=tuple(server.url(path) for path in paths)))
+    monkeypatch.setitem(DATASETS, name, replace(spec, files=tuple(files)))
 
 
 # --- every dataset from the mirror -------------------------------------------------------------
@@ -264,51 +340,87 @@ def test_corrupt_cache_file_raises_checksum_error(home: Path, no_mirror: None) -
         load_dataset("tinyshakespeare")
 
 
-def test_download_retries_then_caches(home: Path, no_mirror: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeUrlopen((MIRROR / "tinyshakespeare" / "input.txt").read_bytes(), failures=1)
-    monkeypatch.setattr("urllib.request.urlopen", fake)
-    ds = load_dataset("tinyshakespeare")
-    url = DATASETS["tinyshakespeare"].files[0].urls[0]
-    assert fake.calls == [url, url]
+def test_download_is_verified_then_served_from_the_cache(home: Path, server: FileServer, monkeypatch) -> None:
+    text = b"tiny fixture\n"
+    url = serve_tiny(monkeypatch, server, text, text)
+    ds = load_dataset("tiny")
+    cached = home / "data" / "tiny" / "tiny.txt"
+    assert ds.splits["text"] == "tiny fixture\n"
     assert ds.ref.source == f"download:{url}"
-    cached = home / "data" / "tinyshakespeare" / "input.txt"
-    assert fetch.file_digest(cached) == TINY_SHA256
-    assert load_dataset("tinyshakespeare").ref.source == f"cache:{cached}"
-    assert len(fake.calls) == 2
+    assert cached.read_bytes() == text and len(server.requests) == 1
+
+    again = load_dataset("tiny")
+    assert again.ref.source == f"cache:{cached}" and again.ref.version == ds.ref.version
+    assert len(server.requests) == 1
 
 
-def test_bad_download_never_reaches_the_cache(
-    home: Path, no_mirror: None, monkeypatch: pytest.MonkeyPatch
+def test_failed_request_is_retried_with_back_off(home: Path, server: FileServer, monkeypatch) -> None:
+    serve_tiny(monkeypatch, server, b"tiny\n", b"tiny\n")
+    server.failures = 1
+    assert load_dataset("tiny").splits["text"] == "tiny\n"
+    assert [path for path, _ in server.requests] == ["/files/tiny.txt"] * 2
+    assert server.waits == [1]
+
+
+def test_wrong_checksum_raises_and_caches_nothing(home: Path, server: FileServer, monkeypatch) -> None:
+    url = serve_tiny(monkeypatch, server, b"<html>sign in</html>", b"tiny\n")
+    with pytest.raises(ChecksumError) as info:
+        load_dataset("tiny")
+    expected, actual = hashlib.sha256(b"tiny\n").hexdigest(), hashlib.sha256(b"<html>sign in</html>").hexdigest()
+    assert (info.value.expected, info.value.actual) == (expected, actual)
+    assert url in str(info.value) and expected in str(info.value) and actual in str(info.value)
+    assert list((home / "data" / "tiny").iterdir()) == []
+
+
+def test_corrupt_cache_is_reported_not_downloaded_again(home: Path, server: FileServer, monkeypatch) -> None:
+    serve_tiny(monkeypatch, server, b"tiny\n", b"tiny\n")
+    cached = home / "data" / "tiny" / "tiny.txt"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"tinny\n")
+    with pytest.raises(ChecksumError, match="Delete the cached file"):
+        load_dataset("tiny")
+    assert server.requests == []
+
+
+def test_zip_answer_is_unpacked_to_its_member(home: Path, server: FileServer, monkeypatch) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("bundle/other.txt", "not this one\n")
+        bundle.writestr("bundle/tiny.txt", "tiny\n")
+    serve_tiny(monkeypatch, server, buffer.getvalue(), b"tiny\n", member="bundle/tiny.txt")
+    assert load_dataset("tiny").splits["text"] == "tiny\n"
+    assert [path.name for path in (home / "data" / "tiny").iterdir()] == ["tiny.txt"]
+
+
+def test_kaggle_zip_answer_is_unwrapped_with_credentials(
+    home: Path, no_mirror: None, server: FileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("urllib.request.urlopen", FakeUrlopen(b"<html>sign in</html>"))
-    with pytest.raises(ChecksumError, match=TINY_SHA256):
-        load_dataset("tinyshakespeare")
-    assert list((home / "data" / "tinyshakespeare").iterdir()) == []
-
-
-def test_kaggle_zip_response_is_unwrapped(no_mirror: None, monkeypatch: pytest.MonkeyPatch) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         bundle.write(MIRROR / "stocks" / "msft.us.txt", "msft.us.txt")
-    monkeypatch.setattr("urllib.request.urlopen", FakeUrlopen(buffer.getvalue()))
+    serve_catalog_entry(monkeypatch, server, "stocks", {"msft.us.txt": buffer.getvalue()})
+    url = DATASETS["stocks"].files[0].urls[0]
+    monkeypatch.setenv("KAGGLE_USERNAME", "ada")
+    monkeypatch.setenv("KAGGLE_KEY", "secret")
     ds = load_dataset("stocks")
-    assert ds.ref.source.startswith("download:https://www.kaggle.com/")
+    assert ds.ref.source == f"download:{url}" and "www.kaggle.com" in url
     assert len(ds.splits["prices"]) == 7983
+    assert server.requests[0][1] == "Basic " + base64.b64encode(b"ada:secret").decode()
+    assert [path.name for path in (home / "data" / "stocks").iterdir()] == ["msft.us.txt"]
 
 
-def test_nothing_found_lists_what_was_tried(no_mirror: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = FakeUrlopen(b"", failures=99, error=urllib.error.HTTPError("u", 401, "Unauthorized", {}, None))
-    monkeypatch.setattr("urllib.request.urlopen", fake)
+def test_nothing_found_lists_what_was_tried(no_mirror: None, server: FileServer, monkeypatch) -> None:
+    serve_catalog_entry(monkeypatch, server, "titanic")
+    server.failures, server.status = 99, 401
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset("titanic")
     message = str(info.value)
     assert "mirror:" in message and "cache:" in message and "HTTP 401" in message
     assert "MLPATH_DATA_MIRROR" in message and "KAGGLE_KEY" in message
-    assert len(fake.calls) == 1  # a 4xx answer is not retried
+    assert len(server.requests) == 1  # a 4xx answer is not retried
 
 
-def test_mirror_only_file_cannot_be_downloaded(no_mirror: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("urllib.request.urlopen", FakeUrlopen(b"", failures=99))
+def test_mirror_only_file_cannot_be_downloaded(no_mirror: None) -> None:
     with pytest.raises(DatasetNotFoundError, match="only in the mirror"):
         load_dataset("sst2", files={name: MIRROR / "sst2" / name for name in ("train.tsv", "dev.tsv")})
 

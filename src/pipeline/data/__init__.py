@@ -1,7 +1,7 @@
 """Dataset catalog: ``load_dataset(name, profile)`` -> checked, optionally subsampled splits.
 
 Files come from a caller's override, the local mirror (``MLPATH_DATA_MIRROR``), the cache
-(``MLPATH_HOME/data``) or a download, always checksummed except overrides; see
+(``MLPATH_HOME/data``) or a download by pooch, always checksummed except overrides; see
 :mod:`pipeline.data.fetch`. ``profile="quick"`` subsamples the big splits (sizes in
 ``DATASETS[name].quick_sizes``) with ``numpy.random.default_rng(seed)``, keeping the original order.
 

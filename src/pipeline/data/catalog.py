@@ -1,7 +1,8 @@
 """The dataset catalog: name -> canonical files, official URLs and checksums, loader, quick size.
 
-Checksums are the officially published ones (md5 where only md5 is published). Where no official
-checksum exists, the mirror's sha256 stands in, marked as such below.
+Checksums are the officially published ones (md5 where only md5 is published), written as pooch's
+registry writes them (``"algorithm:hexdigest"``). Where no official checksum exists, the mirror's
+sha256 stands in, marked as such below.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data import loaders
-from pipeline.data.fetch import Checksum, FileSpec, ResolvedFile, resolve_file
+from pipeline.data.fetch import FileSpec, ResolvedFile, resolve_file
 from pipeline.settings import PROFILES
 
 
@@ -64,14 +65,6 @@ class Dataset:
     ref: DataRef
 
 
-def _md5(hexdigest: str) -> Checksum:
-    return Checksum("md5", hexdigest)
-
-
-def _sha256(hexdigest: str) -> Checksum:
-    return Checksum("sha256", hexdigest)
-
-
 _MNIST_URLS = ("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/")
 _CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _ADULT_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
@@ -84,7 +77,7 @@ _STOCKS_URL = _KAGGLE_API + "datasets/download/borismarjanovic/price-volume-data
 
 
 def _mnist_file(name: str, md5: str) -> FileSpec:
-    return FileSpec(name, tuple(base + name for base in _MNIST_URLS), _md5(md5))
+    return FileSpec(name, tuple(base + name for base in _MNIST_URLS), f"md5:{md5}")
 
 
 _SPECS = (
@@ -95,12 +88,12 @@ _SPECS = (
             FileSpec(
                 "train.csv",
                 (_TITANIC_URL + "train.csv",),
-                _sha256("7d118fef8b6ccf7f81111877bc388536f7b1e498a655e3d649d19aaa010e9f6f"),
+                "sha256:7d118fef8b6ccf7f81111877bc388536f7b1e498a655e3d649d19aaa010e9f6f",
             ),
             FileSpec(
                 "test.csv",
                 (_TITANIC_URL + "test.csv",),
-                _sha256("56023b9948236f3c7a1c9448fcf418b283e109ef177fa8c7e069158dd7dd52b2"),
+                "sha256:56023b9948236f3c7a1c9448fcf418b283e109ef177fa8c7e069158dd7dd52b2",
             ),
         ),
         loaders.read_titanic,
@@ -113,7 +106,7 @@ _SPECS = (
                 (_MALL_URL + "Mall_Customers.csv",),
                 # No official checksum: the mirror's sha256 of the "Gender" variant. The older
                 # "Genre"/CRLF variant (sha256 293887b3...) is rejected rather than renamed.
-                _sha256("194975e1f84d29ee7a99ca72bc14dcd55af355384f35171ef7e9e053ac7f6612"),
+                "sha256:194975e1f84d29ee7a99ca72bc14dcd55af355384f35171ef7e9e053ac7f6612",
             ),
         ),
         loaders.read_mall_customers,
@@ -134,15 +127,15 @@ _SPECS = (
     DatasetSpec(
         "cifar10",
         # Official tarball md5. The mirror's tarball is a JPEG-derived rebuild, not these bytes.
-        (FileSpec("cifar-10-python.tar.gz", (_CIFAR10_URL,), _md5("c58f30108f718f92721af3b95e74349a")),),
+        (FileSpec("cifar-10-python.tar.gz", (_CIFAR10_URL,), "md5:c58f30108f718f92721af3b95e74349a"),),
         loaders.read_cifar10,
         quick_sizes={"train": 5000, "test": 1000},
     ),
     DatasetSpec(
         "adult",
         (
-            FileSpec("adult.data", (_ADULT_URL + "adult.data",), _md5("5d7c39d7b8804f071cdd1f2a7c460872")),
-            FileSpec("adult.test", (_ADULT_URL + "adult.test",), _md5("35238206dfdf7f1fe215bbb874adecdc")),
+            FileSpec("adult.data", (_ADULT_URL + "adult.data",), "md5:5d7c39d7b8804f071cdd1f2a7c460872"),
+            FileSpec("adult.test", (_ADULT_URL + "adult.test",), "md5:35238206dfdf7f1fe215bbb874adecdc"),
         ),
         loaders.read_adult,
         quick_sizes={"train": 4000, "test": 2000},
@@ -153,13 +146,13 @@ _SPECS = (
             FileSpec(
                 "train.tsv",
                 (_GLUE_SST2_URL,),
-                _sha256("48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1"),
+                "sha256:48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
                 member="SST-2/train.tsv",
             ),
             FileSpec(
                 "dev.tsv",
                 (_GLUE_SST2_URL,),
-                _sha256("54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0"),
+                "sha256:54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
                 member="SST-2/dev.tsv",
             ),
             # Not a GLUE file (GLUE hides test labels): the mirror's labelled copy of test.tsv,
@@ -167,7 +160,7 @@ _SPECS = (
             FileSpec(
                 "test_labeled.tsv",
                 (),
-                _sha256("4c395e34c8ae196d76abc3724c42336f2e17ad6dab6977be7a690f4c36b140ca"),
+                "sha256:4c395e34c8ae196d76abc3724c42336f2e17ad6dab6977be7a690f4c36b140ca",
             ),
         ),
         loaders.read_sst2,
@@ -179,7 +172,7 @@ _SPECS = (
             FileSpec(
                 "input.txt",
                 (_TINYSHAKESPEARE_URL,),
-                _sha256("86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+                "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
             ),
         ),
         loaders.read_tinyshakespeare,
@@ -191,7 +184,7 @@ _SPECS = (
                 "msft.us.txt",
                 (_STOCKS_URL + "msft.us.txt",),
                 # No official checksum is published: the mirror's sha256 (its values were verified).
-                _sha256("4804b478e15caad8ec9d7a2799f59ab0301a3ea450fef5b8e35db6a1adfa62bd"),
+                "sha256:4804b478e15caad8ec9d7a2799f59ab0301a3ea450fef5b8e35db6a1adfa62bd",
             ),
         ),
         loaders.read_stocks,

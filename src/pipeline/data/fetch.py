@@ -1,4 +1,4 @@
-"""Find a dataset file on disk, or download it, and prove its bytes are the expected ones.
+"""Find a dataset file on disk, or download it with pooch, and prove its bytes are the expected ones.
 
 Resolution order for one file of one dataset (first hit wins):
 
@@ -6,8 +6,9 @@ Resolution order for one file of one dataset (first hit wins):
 2. ``$MLPATH_DATA_MIRROR/<dataset>/<file>``, checked against the sha256 in the mirror's own
    ``manifest.json`` (mirror copies may legitimately differ from the official bytes);
 3. the cache ``$MLPATH_HOME/data/<dataset>/<file>``, checked against the official checksum;
-4. a download from each official URL in turn, with retries and exponential back-off. The file is
-   written beside the cache and renamed into it only once the official checksum passes.
+4. a download by :mod:`pooch` from each official URL in turn: ``DOWNLOAD_TRIES`` tries with
+   back-off, written beside the cache and moved into it only once the official checksum passes.
+   A zip answer (GLUE's SST-2.zip, Kaggle's wrapped files) is unpacked to the catalog file first.
 
 A checksum mismatch raises :class:`ChecksumError`; when nothing works,
 :class:`DatasetNotFoundError` lists every place tried.
@@ -15,26 +16,20 @@ A checksum mismatch raises :class:`ChecksumError`; when nothing works,
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import http.client
+import importlib.util
 import json
 import os
-import shutil
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pooch
+
 from pipeline.settings import data_mirror, mlpath_home
 
-DOWNLOAD_TRIES = 3
-BACKOFF_S = 1.0  # waits 1 s, then 2 s, between the tries of one URL
+DOWNLOAD_TRIES = 3  # pooch waits 1 s, then 2 s, between the tries of one URL
 _CHUNK = 1 << 20
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -53,24 +48,17 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
-class Checksum:
-    """An expected digest: ``algorithm`` is a :mod:`hashlib` name, ``hexdigest`` lower-case hex."""
-
-    algorithm: str
-    hexdigest: str
-
-
-@dataclass(frozen=True)
 class FileSpec:
     """One canonical file of a dataset.
 
+    ``known_hash`` is the official checksum as pooch writes it, ``"algorithm:hexdigest"``.
     ``urls`` are tried in order (empty: the file is mirror-only). ``member`` names the file
     inside a zip download; Kaggle may also wrap a single file in a zip, which is unwrapped too.
     """
 
     name: str
     urls: tuple[str, ...]
-    checksum: Checksum
+    known_hash: str
     member: str | None = None
 
 
@@ -84,7 +72,7 @@ class ResolvedFile:
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, hashed in chunks and memoised per (path, mtime, size)."""
+    """Hex digest of a file, memoised per (path, mtime, size)."""
     stat = path.stat()
     return _file_digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size, algorithm)
 
@@ -92,11 +80,7 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 @functools.lru_cache(maxsize=256)
 def _file_digest(path: str, mtime_ns: int, size: int, algorithm: str) -> str:
     # mtime_ns and size are only part of the cache key: a rewritten file is hashed again.
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return pooch.file_hash(path, algorithm)
 
 
 def resolve_file(dataset: str, spec: FileSpec, override: str | Path | None = None) -> ResolvedFile:
@@ -140,10 +124,8 @@ def _from_mirror(dataset: str, spec: FileSpec, tried: list[str]) -> ResolvedFile
     if expected is None:
         tried.append(f"mirror: {path} is not listed in {mirror / 'manifest.json'}, so it cannot be verified")
         return None
-    actual = file_digest(path)
-    if actual != expected:
-        raise ChecksumError(path, "sha256", expected, actual, "The mirror copy is corrupt; restore it.")
-    return ResolvedFile(path, actual, f"mirror:{path}")
+    _verify(path, f"sha256:{expected}", "The mirror copy is corrupt; restore it.")
+    return ResolvedFile(path, file_digest(path), f"mirror:{path}")
 
 
 def _mirror_manifest(mirror: Path) -> dict[str, dict[str, dict[str, str | int]]]:
@@ -151,115 +133,107 @@ def _mirror_manifest(mirror: Path) -> dict[str, dict[str, dict[str, str | int]]]
     return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
 
 
-def _cache_path(dataset: str, spec: FileSpec) -> Path:
-    return mlpath_home() / "data" / dataset / spec.name
+def _cache_folder(dataset: str) -> Path:
+    return mlpath_home() / "data" / dataset
 
 
 def _from_cache(dataset: str, spec: FileSpec, tried: list[str]) -> ResolvedFile | None:
-    path = _cache_path(dataset, spec)
+    path = _cache_folder(dataset) / spec.name
     if not path.is_file():
         tried.append(f"cache: {path} does not exist")
         return None
-    _verify(path, spec.checksum, "Delete the cached file to download it again.")
+    _verify(path, spec.known_hash, "Delete the cached file to download it again.")
     return ResolvedFile(path, file_digest(path), f"cache:{path}")
 
 
-def _verify(path: Path, checksum: Checksum, hint: str = "") -> None:
-    actual = file_digest(path, checksum.algorithm)
-    if actual != checksum.hexdigest:
-        raise ChecksumError(path, checksum.algorithm, checksum.hexdigest, actual, hint)
+def _verify(path: Path, known_hash: str, hint: str) -> None:
+    algorithm, expected = known_hash.split(":")
+    actual = file_digest(path, algorithm)
+    if actual != expected:
+        raise ChecksumError(path, algorithm, expected, actual, hint)
 
 
 def _download(dataset: str, spec: FileSpec, tried: list[str]) -> ResolvedFile | None:
     if not spec.urls:
         tried.append("download: no public URL (this file exists only in the mirror)")
         return None
-    target = _cache_path(dataset, spec)
-    target.parent.mkdir(parents=True, exist_ok=True)
     mismatch: ChecksumError | None = None
     for url in spec.urls:
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as scratch:
-            raw = Path(scratch) / "raw"
-            error = _fetch_with_retries(url, raw)
-            if error is not None:
-                tried.append(f"download: {url}: {error}")
-                continue
-            payload = _unwrap_zip(raw, spec) if _is_zip(raw, spec) else raw
-            if payload is None:
-                tried.append(f"download: {url}: the zip it returned holds no {spec.member or spec.name}")
-                continue
-            try:
-                _verify(payload, spec.checksum, f"Downloaded from {url}; not cached.")
-            except ChecksumError as exc:
-                tried.append(f"download: {url}: {exc}")
-                mismatch = exc
-                continue
-            os.replace(payload, target)  # same filesystem, so atomic: the cache never holds a partial file
-        return ResolvedFile(target, file_digest(target), f"download:{url}")
+        store = pooch.create(
+            path=_cache_folder(dataset),
+            base_url="",
+            registry={spec.name: spec.known_hash},
+            urls={spec.name: url},
+            retry_if_failed=DOWNLOAD_TRIES - 1,
+        )
+        downloader = _CatalogDownloader(spec)
+        try:
+            path = Path(store.fetch(spec.name, downloader=downloader))
+        except DatasetNotFoundError as exc:  # raised by the downloader, so not retried
+            tried.append(f"download: {url}: {exc}")
+            continue
+        except OSError as exc:  # requests' errors are OSErrors; pooch retried them
+            tried.append(f"download: {url}: {type(exc).__name__}: {exc} (after {DOWNLOAD_TRIES} tries)")
+            continue
+        except ValueError:  # pooch's checksum mismatch: the download was deleted
+            if downloader.digest is None:
+                raise
+            algorithm, expected = spec.known_hash.split(":")
+            mismatch = ChecksumError(url, algorithm, expected, downloader.digest, "The download was not cached.")
+            tried.append(f"download: {url}: {mismatch}")
+            continue
+        return ResolvedFile(path, file_digest(path), f"download:{url}")
     if mismatch is not None:
         raise mismatch
     return None
 
 
-def _fetch_with_retries(url: str, dest: Path) -> str | None:
-    """Stream ``url`` into ``dest``; return None on success, else the last error in words."""
-    error = ""
-    for attempt in range(DOWNLOAD_TRIES):
-        if attempt:
-            time.sleep(BACKOFF_S * 2 ** (attempt - 1))
+class _CatalogDownloader:
+    """pooch's HTTP downloader, plus what the catalog needs.
+
+    Kaggle credentials; a refusal (4xx) raised so that pooch does not retry it; a zip answer
+    unpacked to the catalog file; and ``digest`` of the file delivered, for the error message
+    (pooch's own mismatch error has it only in words).
+    """
+
+    def __init__(self, spec: FileSpec):
+        self.spec = spec
+        self.digest: str | None = None
+
+    def __call__(self, url: str, output_file: str, store: pooch.Pooch) -> None:
+        import requests  # lazily, as pooch does: it is slow to import
+
+        self.digest = None
+        user, key = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
+        http = pooch.HTTPDownloader(
+            # tqdm draws pooch's bar; only for a person watching, and only if tqdm is installed.
+            progressbar=sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None,
+            chunk_size=_CHUNK,
+            timeout=60,
+            headers={"User-Agent": "mlpath"},
+            auth=(user, key) if "kaggle.com" in url and user and key else None,
+        )
         try:
-            with urllib.request.urlopen(_request(url), timeout=60) as response, open(dest, "wb") as out:
-                _copy_with_progress(response, out, url)
-            return None
-        except urllib.error.HTTPError as exc:
-            error = f"HTTP {exc.code} {exc.reason}"
-            if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                return error  # the server's answer will not change on a retry
-        except (OSError, http.client.HTTPException) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-    return f"{error} (after {DOWNLOAD_TRIES} tries)"
+            http(url, output_file, store)
+        except requests.HTTPError as exc:
+            status = exc.response.status_code
+            if 400 <= status < 500 and status not in (408, 429):  # the answer will not change on a retry
+                raise DatasetNotFoundError(f"HTTP {status} {exc.response.reason}") from exc
+            raise
+        with open(output_file, "rb") as stream:
+            is_zip = stream.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC and not self.spec.name.endswith(".zip")
+        if is_zip:
+            with tempfile.TemporaryDirectory(dir=Path(output_file).parent, prefix=".unzip-") as scratch:
+                os.replace(self._member(output_file, scratch), output_file)
+        self.digest = pooch.file_hash(output_file, self.spec.known_hash.split(":")[0])
 
-
-def _copy_with_progress(response, out, url: str) -> None:
-    """Copy a download to ``out``, with a progress bar when a person is watching the terminal."""
-    if not sys.stderr.isatty():
-        shutil.copyfileobj(response, out, _CHUNK)
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    total = getattr(response, "headers", {}).get("Content-Length")
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task(url.rsplit("/", 1)[-1], total=int(total) if total else None)
-        while chunk := response.read(_CHUNK):
-            out.write(chunk)
-            progress.advance(task, len(chunk))
-
-
-def _request(url: str) -> urllib.request.Request:
-    headers = {"User-Agent": "mlpath"}
-    user, key = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
-    if "kaggle.com" in url and user and key:
-        token = base64.b64encode(f"{user}:{key}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    return urllib.request.Request(url, headers=headers)
-
-
-def _is_zip(path: Path, spec: FileSpec) -> bool:
-    with open(path, "rb") as stream:
-        return stream.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC and not spec.name.endswith(".zip")
-
-
-def _unwrap_zip(archive: Path, spec: FileSpec) -> Path | None:
-    """Extract the member holding ``spec`` next to ``archive``; None if there is none."""
-    with zipfile.ZipFile(archive) as bundle:
-        names = [n for n in bundle.namelist() if not n.endswith("/")]
-        wanted = spec.member or next((n for n in names if Path(n).name == spec.name), None)
-        if wanted is None and len(names) == 1:
-            wanted = names[0]
-        if wanted not in names:
-            return None
-        out = archive.with_name("member")
-        with bundle.open(wanted) as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, _CHUNK)
-    return out
+    def _member(self, archive: str, scratch: str) -> str:
+        """Unzip ``archive`` into ``scratch``; the path of the member holding the catalog file."""
+        extracted = pooch.Unzip(extract_dir=scratch)(archive, "download", None)
+        members = {Path(path).relative_to(scratch).as_posix(): path for path in extracted}
+        wanted = self.spec.member or next((name for name in members if Path(name).name == self.spec.name), None)
+        if wanted is None and len(members) == 1:
+            wanted = next(iter(members))
+        if wanted not in members:
+            raise DatasetNotFoundError(f"the zip it returned holds no {self.spec.member or self.spec.name}")
+        return members[wanted]
