@@ -1,20 +1,41 @@
 """The shared torch training loop: learning, determinism, resume, checkpoints, early stopping,
-clipping, metrics to callbacks and MLflow, and the sklearn wrapper under the Unit 6 evaluation."""
+clipping, metrics to callbacks and MLflow, streamed data, steps of other shapes (a two-optimizer
+GAN, an LSTM carrying its state across batches), and the sklearn wrapper under the Unit 6 evaluation."""
 
+import json
 import pickle
 import subprocess
 import sys
-from dataclasses import replace
+import textwrap
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from torch import nn
 
-from pipeline import training
 from pipeline.evaluation import evaluate
-from pipeline.training import TorchClassifier, TrainConfig, Trainer, autocast_dtype, pick_device, seed_everything
+from pipeline.training import (
+    Callback,
+    ClassificationStep,
+    OnEpochEnd,
+    Step,
+    TorchClassifier,
+    TrainConfig,
+    Trainer,
+    autocast_dtype,
+    default_callbacks,
+    pick_device,
+    seed_everything,
+    settings_key,
+    stable_repr,
+)
+from pipeline.training import data as training_data
+from pipeline.training import device as training_device
 
 TIMINGS = ("seconds", "samples_per_second")
 CPU = TrainConfig(batch_size=50, device="cpu")
@@ -32,14 +53,19 @@ def mlp(hidden=32, dropout=0.0, n_in=2, n_out=3):
     return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_out))
 
 
-def fit_mlp(config, X, y, X_val=None, y_val=None, dropout=0.0, **trainer_kwargs):
+def fit_mlp(config, X, y, X_val=None, y_val=None, dropout=0.0, step=None, callbacks=None):
     seed_everything(config.seed)
-    trainer = Trainer(mlp(dropout=dropout), config, **trainer_kwargs)
+    trainer = Trainer(mlp(dropout=dropout), config, step, callbacks)
     return trainer, trainer.fit(X, y, X_val, y_val)
 
 
 def without_timings(history):
     return [{k: v for k, v in row.items() if k not in TIMINGS} for row in history]
+
+
+def assert_same_weights(a: nn.Module, b: nn.Module, atol=0.0):
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=atol)
 
 
 def test_pick_device_is_cuda_when_present_else_cpu():
@@ -72,6 +98,64 @@ def test_mlp_learns_separable_blobs_and_is_deterministic():
     metrics = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", *TIMINGS}
     assert set(result.history[0]) == metrics
     assert without_timings(again.history) == without_timings(result.history)
+    with pytest.raises(ValueError, match="both X_val and y_val"):
+        trainer.fit(X, y, X_val=X)
+
+
+class DataPlacement(Callback):
+    """Records where the training data lives during fit: on the device whole, or streamed."""
+
+    def on_fit_start(self, trainer):
+        self.resident = trainer.train_batches.resident
+        self.device = trainer.train_batches.tensors[0].device.type
+
+
+def fit_streamed_and_resident(config, monkeypatch, *data):
+    """The same fit with the data kept on the device and streamed to it: ((trainer, result, placement), ...)."""
+    runs = []
+    for streamed in (False, True):
+        if streamed:
+            monkeypatch.setattr(training_data, "fits_on_device", lambda nbytes, device: False)  # as if too big
+        placement = DataPlacement()
+        runs.append((*fit_mlp(config, *data, dropout=0.3, callbacks=[placement]), placement))
+    return runs
+
+
+def test_streamed_batches_train_exactly_like_batches_kept_on_the_device(monkeypatch):
+    X, y = blobs(300)
+    config = replace(CPU, epochs=3, batch_size=32, lr=1e-2)
+    resident, streamed = fit_streamed_and_resident(config, monkeypatch, X[:200], y[:200], X[200:], y[200:])
+
+    assert resident[2].resident and not streamed[2].resident
+    assert without_timings(streamed[1].history) == without_timings(resident[1].history)
+    assert_same_weights(streamed[0].model, resident[0].model)
+    assert resident[0].train_batches is None  # a trainer kept after fit does not hold on to the data
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_streaming_to_the_gpu_matches_keeping_the_data_there(monkeypatch):
+    X, y = blobs(300)
+    config = TrainConfig(epochs=3, batch_size=32, lr=1e-2, amp=False, device="cuda")
+    resident, streamed = fit_streamed_and_resident(config, monkeypatch, X, y)
+
+    assert (resident[2].device, streamed[2].device) == ("cuda", "cpu")
+    for a, b in zip(without_timings(resident[1].history), without_timings(streamed[1].history), strict=True):
+        assert a == pytest.approx(b, rel=1e-4)
+
+
+def test_an_iterable_of_batches_trains_like_arrays():
+    X, y = blobs(400)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.tensor(X, dtype=torch.float32), torch.tensor(y)),
+        batch_size=32, shuffle=True)
+    config = replace(CPU, epochs=5, lr=1e-2, scheduler="cosine")
+    trainer, result = fit_mlp(config, loader, None, loader)
+
+    assert result.history[-1]["val_accuracy"] > 0.95 and result.history[-1]["lr"] < 1e-3
+    with pytest.raises(ValueError, match="number of batches per epoch"):
+        fit_mlp(config, (batch for batch in loader), None)  # a generator has no len() for the schedule
+    with pytest.raises(ValueError, match="targets go with arrays"):
+        trainer.fit(loader, y)
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
@@ -88,8 +172,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     assert result.resumed_from == 2 and result.epochs_run == 4
     assert without_timings(result.history) == without_timings(straight_result.history)
     assert result.best_epoch == straight_result.best_epoch
-    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert_same_weights(resumed.model, straight.model, atol=1e-6)
 
 
 def test_resume_refuses_another_runs_checkpoint(tmp_path):
@@ -125,7 +208,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
     monkeypatch.setattr(torch, "save", real_save)
 
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
-    assert len(torch.load(tmp_path / "last.pt", weights_only=False)["run"]["history"]) == 1
+    assert len(torch.load(tmp_path / "last.pt", weights_only=False)["history"]) == 1
     _, result = fit_mlp(config, X, y)
     assert result.resumed_from == 1 and result.epochs_run == 3
 
@@ -143,8 +226,19 @@ def test_early_stopping_stops_when_val_loss_rises_and_restores_the_best_weights(
     val_losses = [row["val_loss"] for row in result.history]
     assert result.epochs_run < 50
     assert result.best_epoch == int(np.argmin(val_losses)) + 1 == result.epochs_run - 3
-    restored = nn.functional.cross_entropy(torch.from_numpy(trainer.predict_logits(X_val)), torch.from_numpy(y_val))
+    restored = F.cross_entropy(torch.from_numpy(trainer.predict_logits(X_val)), torch.from_numpy(y_val))
     assert restored.item() == pytest.approx(min(val_losses), rel=1e-5)
+
+
+class GradientNorms(Callback):
+    """Records the gradient norm the optimizer stepped with, after every batch."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_batch_end(self, trainer, index, metrics):
+        grads = [p.grad.norm() for p in trainer.model.parameters()]
+        self.norms.append(torch.linalg.vector_norm(torch.stack(grads)).item())
 
 
 def test_grad_clip_bounds_the_gradient_norm():
@@ -152,16 +246,9 @@ def test_grad_clip_bounds_the_gradient_norm():
     X = X * 100  # large inputs, large gradients
 
     def gradient_norms(grad_clip):
-        seed_everything(0)
-        trainer = Trainer(mlp(), replace(CPU, epochs=2, grad_clip=grad_clip))
-        norms = []
-        trainer.optimizer.register_step_pre_hook(
-            lambda opt, args, kwargs: norms.append(
-                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters()])).item()
-            )
-        )
-        trainer.fit(X, y)
-        return np.array(norms)
+        recorder = GradientNorms()
+        fit_mlp(replace(CPU, epochs=2, grad_clip=grad_clip), X, y, callbacks=[recorder])
+        return np.array(recorder.norms)
 
     assert gradient_norms(None).max() > 1.0
     assert gradient_norms(1.0).max() <= 1.0 + 1e-5
@@ -179,8 +266,9 @@ def test_schedulers_shape_the_learning_rate():
 
 def test_on_epoch_end_receives_each_epochs_metrics():
     X, y = blobs(200)
-    calls = []
-    _, result = fit_mlp(replace(CPU, epochs=3), X, y, on_epoch_end=lambda e, m: calls.append((e, m)))
+    config, calls = replace(CPU, epochs=3), []
+    callbacks = [*default_callbacks(config), OnEpochEnd(lambda e, m: calls.append((e, m)))]
+    _, result = fit_mlp(config, X, y, callbacks=callbacks)
     assert [epoch for epoch, _ in calls] == [1, 2, 3]
     assert [metrics for _, metrics in calls] == result.history
     assert "val_loss" not in calls[0][1] and result.best_epoch == 3
@@ -256,10 +344,13 @@ class NoisyInputs:
 def test_resume_continues_the_augmentation_stream(tmp_path):
     X, y = blobs(300)
     config = replace(CPU, epochs=4, batch_size=32, lr=1e-2)
-    _, straight = fit_mlp(config, X, y, train_transform=NoisyInputs())
 
-    fit_mlp(replace(config, epochs=2, checkpoint_dir=str(tmp_path)), X, y, train_transform=NoisyInputs())
-    _, resumed = fit_mlp(replace(config, checkpoint_dir=str(tmp_path)), X, y, train_transform=NoisyInputs())
+    def noisy():
+        return ClassificationStep(train_transform=NoisyInputs())
+
+    _, straight = fit_mlp(config, X, y, step=noisy())
+    fit_mlp(replace(config, epochs=2, checkpoint_dir=str(tmp_path)), X, y, step=noisy())
+    _, resumed = fit_mlp(replace(config, checkpoint_dir=str(tmp_path)), X, y, step=noisy())
 
     assert resumed.resumed_from == 2
     assert without_timings(resumed.history) == without_timings(straight.history)
@@ -284,6 +375,251 @@ def test_torch_classifier_keeps_a_checkpoint_per_settings(tmp_path):
     assert len(list(tmp_path.glob("*/last.pt"))) == 2
 
 
+def test_settings_key_is_built_from_names_and_values_not_addresses():
+    def key(hidden=16, seed=0, config=CPU):
+        return settings_key(config, partial(mlp, hidden=hidden), NoisyInputs(seed), F.normalize)
+
+    assert key() == key()  # new objects, other addresses: the same key
+    assert len({key(), key(hidden=8), key(seed=1), key(config=replace(CPU, lr=0.5))}) == 4
+    text = stable_repr((partial(mlp, hidden=16), NoisyInputs(), CPU, F.normalize))
+    assert "0x" not in text and "test_training.mlp" in text and "hidden" in text and "lr" in text
+    with pytest.raises(TypeError, match="no stable description"):
+        settings_key(object())
+
+
+# Trains blobs with a TorchClassifier that checkpoints under argv[1]; with argv[2] = k, the process
+# dies (no clean-up, no exception) right after saving epoch k. Prints the run as JSON.
+FRESH_PROCESS_RUN = textwrap.dedent("""
+    import json, os, sys
+    from functools import partial
+    import numpy as np, torch
+    from pipeline.training import Checkpoint, TorchClassifier, TrainConfig
+
+    def mlp(hidden):
+        return torch.nn.Sequential(torch.nn.Linear(2, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                                   torch.nn.Linear(hidden, 3))
+
+    class NoisyInputs:
+        def __init__(self, seed):
+            self.generator = torch.Generator().manual_seed(seed)
+
+        def __call__(self, x):
+            return x + 0.5 * torch.randn(x.shape, generator=self.generator)
+
+    folder, die_after = sys.argv[1], int(sys.argv[2])
+    save = Checkpoint.on_epoch_end
+
+    def save_then_die(self, trainer, epoch, row):
+        save(self, trainer, epoch, row)
+        if epoch == die_after:
+            os._exit(3)
+
+    Checkpoint.on_epoch_end = save_then_die
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    X = np.array([[0.0, 4.0], [4.0, -2.0], [-4.0, -2.0]])[y] + rng.normal(size=(300, 2))
+    config = TrainConfig(epochs=4, batch_size=32, lr=1e-2, device="cpu", checkpoint_dir=folder)
+    model = TorchClassifier(partial(mlp, 16), config, train_transform=NoisyInputs(7)).fit(X, y)
+    history = [{k: v for k, v in row.items() if k not in ("seconds", "samples_per_second")}
+               for row in model.history_]
+    weights = {k: v.tolist() for k, v in model.module_.state_dict().items()}
+    print(json.dumps({"resumed_from": model.trainer_.resumed_from, "history": history, "weights": weights}))
+""")
+
+
+def test_torch_classifier_resumes_an_interrupted_run_in_a_fresh_process(tmp_path):
+    def run(folder, die_after=0):
+        done = subprocess.run([sys.executable, "-c", FRESH_PROCESS_RUN, str(tmp_path / folder), str(die_after)],
+                              capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+
+    code, out, err = run("straight")
+    assert code == 0, err
+    straight = json.loads(out)
+    assert run("interrupted", die_after=2)[0] == 3
+    assert [p.name for p in (tmp_path / "interrupted").glob("*/last.pt")] == ["last.pt"]
+    code, out, err = run("interrupted")
+    assert code == 0, err
+    resumed = json.loads(out)
+
+    assert straight["resumed_from"] is None and resumed["resumed_from"] == 2
+    assert resumed["history"] == straight["history"]
+    assert resumed["weights"] == straight["weights"]
+
+
+def test_torch_classifier_trains_on_a_copy_of_its_augmentation():
+    X, y = blobs(200)
+    augment = NoisyInputs()
+    state = augment.generator.get_state()
+    model = TorchClassifier(mlp, replace(CPU, epochs=2), train_transform=augment)
+
+    first = model.fit(X, y).predict_proba(X)
+    assert torch.equal(augment.generator.get_state(), state)  # the caller's generator did not move
+    second = model.fit(X, y).predict_proba(X)
+    from_clone = clone(model).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(second, first)
+    np.testing.assert_array_equal(from_clone, first)
+
+
+@dataclass(frozen=True)
+class TabularMLP:
+    """A module factory sized by the data, as ``size_from_data`` calls it (a dataclass: a readable test id)."""
+
+    hidden: int = 16
+
+    def __call__(self, n_features, n_classes):
+        return mlp(self.hidden, n_in=n_features, n_out=n_classes)
+
+
+@parametrize_with_checks([TorchClassifier(TabularMLP(), TrainConfig(epochs=10, batch_size=32, lr=1e-2, device="cpu"),
+                                          size_from_data=True)])
+def test_torch_classifier_keeps_the_sklearn_contract(estimator, check):
+    check(estimator)  # every check passes: fitting is seeded, so even fit-twice and pipeline checks agree
+
+
+class GAN(nn.Module):
+    """A generator mapping noise z (B, 1) to samples (B, 1), and a discriminator scoring them (B, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.generator = nn.Linear(1, 1)  # an affine map of N(0, 1): it can match any 1-D Gaussian
+        self.discriminator = nn.Sequential(nn.Linear(1, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+
+
+class GANStep(Step):
+    """The discriminator's update, then the generator's, on every batch of real samples."""
+
+    def __init__(self):
+        self.updates = []
+
+    def configure_optimizers(self, model, config):
+        return [torch.optim.Adam(model.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999)),
+                torch.optim.Adam(model.generator.parameters(), lr=config.lr, betas=(0.5, 0.999))]
+
+    def training_step(self, trainer, batch):
+        (real,) = batch  # (B, 1)
+        gan, (d_optimizer, g_optimizer) = trainer.model, trainer.optimizers
+        real_label, fake_label = torch.ones_like(real), torch.zeros_like(real)
+        fake = gan.generator(torch.randn_like(real))  # (B, 1)
+        d_loss = (F.binary_cross_entropy_with_logits(gan.discriminator(real), real_label)
+                  + F.binary_cross_entropy_with_logits(gan.discriminator(fake.detach()), fake_label))
+        trainer.optimize(d_loss, d_optimizer)
+        self.updates.append("D")
+        g_loss = F.binary_cross_entropy_with_logits(gan.discriminator(fake), real_label)  # fool the new D
+        trainer.optimize(g_loss, g_optimizer)
+        self.updates.append("G")
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+def test_a_gan_step_alternates_two_optimizers_in_the_same_loop():
+    real = 3.0 + 0.5 * torch.randn(512, 1, generator=torch.Generator().manual_seed(0))  # N(3, 0.5²), no labels
+    seed_everything(0)
+    gan, step = GAN(), GANStep()
+    with torch.no_grad():
+        start_mean = gan.generator(torch.randn(4096, 1)).mean().item()
+    trainer = Trainer(gan, TrainConfig(epochs=30, batch_size=64, lr=2e-2, device="cpu"), step)
+    result = trainer.fit(real)
+
+    n_batches = 30 * 512 // 64
+    assert step.updates == ["D", "G"] * n_batches
+    for optimizer in trainer.optimizers:  # each stepped its own parameters once per batch
+        assert [state["step"].item() for state in optimizer.state.values()] == [n_batches] * len(optimizer.state)
+    assert {"train_d_loss", "train_g_loss"} <= set(result.history[0])
+    with torch.no_grad():
+        end_mean = gan.generator(torch.randn(4096, 1)).mean().item()
+    assert abs(end_mean - 3.0) < 0.5 < abs(start_mean - 3.0) / 2
+
+
+class CharLSTM(nn.Module):
+    """Token ids (B, T) -> next-token logits (B, T, V), from and to an LSTM state ((1, B, H), (1, B, H))."""
+
+    def __init__(self, vocab=6, hidden=32):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 8)
+        self.lstm = nn.LSTM(8, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, x, state=None):
+        out, state = self.lstm(self.embed(x), state)  # (B, T, H)
+        return self.head(out), state
+
+
+class TruncatedBPTTStep(Step):
+    """Back-propagates through one window of T steps, carrying the LSTM state to the next window.
+
+    ``carry_across_epochs`` keeps it from one epoch to the next too (a stream read round and round):
+    then the state is part of the run and goes in the checkpoint, unless ``checkpointed`` is False.
+    """
+
+    def __init__(self, carry_across_epochs=False, checkpointed=True):
+        self.carry_across_epochs, self.checkpointed = carry_across_epochs, checkpointed
+        self.state, self.received, self.kept = None, [], []
+
+    def on_epoch_start(self, trainer):
+        if not self.carry_across_epochs:
+            self.state = None
+
+    def training_step(self, trainer, batch):
+        x, y = batch  # (B, T), (B, T)
+        self.received.append(self.state)
+        logits, state = trainer.model(x, self.state)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        trainer.optimize(loss)
+        self.state = tuple(s.detach() for s in state)  # carried to the next window, cut from this graph
+        self.kept.append(self.state)
+        return {"loss": loss}
+
+    def state_dict(self):
+        return {"state": self.state} if self.checkpointed else {}
+
+    def load_state_dict(self, state):
+        self.state = state.get("state")
+
+
+def bptt_windows(batch=4, window=6):
+    """A periodic token stream (period 12; after a 0 comes a 1 or a 2, so the past matters), as
+    ``batch`` rows at different phases, cut into consecutive windows: [(x (B, T), y (B, T))]."""
+    pattern = torch.tensor([0, 1, 2, 3, 4, 5, 0, 2, 4, 1, 3, 5])
+    stream = pattern.repeat(9)[:97]
+    rows = torch.stack([stream.roll(-3 * b) for b in range(batch)])  # (B, 97)
+    x, y = rows[:, :-1], rows[:, 1:]  # (B, 96): y is x shifted by one
+    return [(x[:, t : t + window], y[:, t : t + window]) for t in range(0, x.shape[1], window)]
+
+
+def test_an_lstm_step_carries_its_state_across_batches_detached():
+    windows = bptt_windows()
+    seed_everything(0)
+    step = TruncatedBPTTStep()
+    result = Trainer(CharLSTM(), TrainConfig(epochs=15, lr=1e-2, device="cpu"), step).fit(windows)
+
+    per_epoch = len(windows)
+    for epoch in range(15):
+        received = step.received[epoch * per_epoch : (epoch + 1) * per_epoch]
+        kept = step.kept[epoch * per_epoch : (epoch + 1) * per_epoch]
+        assert received[0] is None  # each epoch reads the stream from its start
+        assert all(received[k + 1] is kept[k] for k in range(per_epoch - 1))  # batch k's state feeds k + 1
+    assert all(s.grad_fn is None and not s.requires_grad for state in step.kept for s in state)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_a_steps_own_state_is_checkpointed_and_resumed(tmp_path):
+    windows = bptt_windows()
+    config = TrainConfig(epochs=4, lr=1e-2, device="cpu")
+
+    def fit(config, **step_kwargs):
+        seed_everything(0)
+        return Trainer(CharLSTM(), config, TruncatedBPTTStep(carry_across_epochs=True, **step_kwargs)).fit(windows)
+
+    straight = fit(config)
+    for checkpointed, folder in ((True, tmp_path / "with"), (False, tmp_path / "without")):
+        fit(replace(config, epochs=2, checkpoint_dir=str(folder)), checkpointed=checkpointed)
+        resumed = fit(replace(config, checkpoint_dir=str(folder)), checkpointed=checkpointed)
+        assert resumed.resumed_from == 2
+        same = without_timings(resumed.history) == without_timings(straight.history)
+        assert same == checkpointed  # without the carried state in the checkpoint, epoch 3 starts cold
+
+
 def halves(n=400, seed=0):
     """Images (n, 3, 8, 8) float32; the label says whether the left half is the brighter one."""
     rng = np.random.default_rng(seed)
@@ -299,10 +635,10 @@ def small_cnn():
 
 def test_cpu_bf16_autocasts_only_where_the_cpu_computes_bf16(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(training_device, "cpu_has_native_bf16", lambda: True)
     assert autocast_dtype(cpu, replace(CPU, cpu_bf16=True)) == torch.bfloat16
     assert autocast_dtype(cpu, CPU) is None  # opt-in: plain float32 unless asked
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(training_device, "cpu_has_native_bf16", lambda: False)
     assert autocast_dtype(cpu, replace(CPU, cpu_bf16=True)) is None  # emulated bf16 would be slower
 
 
@@ -322,7 +658,7 @@ def test_channels_last_changes_the_layout_not_the_results():
 
 
 def test_cpu_bf16_trains_in_bf16_and_still_learns(monkeypatch):
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)  # emulated where it is not: slow, same maths
+    monkeypatch.setattr(training_device, "cpu_has_native_bf16", lambda: True)  # emulated where not: slow, same maths
     X, y = halves()
     config = replace(CPU, epochs=3, lr=1e-2, cpu_bf16=True, channels_last=True)
     seed_everything(0)

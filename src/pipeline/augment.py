@@ -94,7 +94,8 @@ class CifarTransform:
     GPU as uint8 takes a quarter of the memory), or float ``(N, 3, H, W)`` in [0, 1] as
     ``to_tensor_images`` returns it. Augmenting is ``random_crop`` with ``padding`` then
     ``random_hflip``, drawing from ``generator``. An instance pickles and deep-copies with its
-    generator's state, so ``TorchClassifier`` can store it and every clone augments alike.
+    generator's state, so ``TorchClassifier`` can store it and train each fit on a fresh copy:
+    every fit and every clone augments alike.
     """
 
     augment: bool
@@ -116,9 +117,9 @@ def cifar_train_transform(
 ) -> CifarTransform:
     """The training transform: random crop, random flip, then (unless ``normalize=False``) normalise.
 
-    With ``pipeline.training.Trainer``, which applies its ``input_transform`` after the
-    ``train_transform``, pass ``normalize=False`` here and ``cifar_eval_transform()`` as the
-    ``input_transform``.
+    With ``pipeline.training.ClassificationStep`` (and so ``TorchClassifier``), which applies its
+    ``input_transform`` after the ``train_transform``, pass ``normalize=False`` here and
+    ``cifar_eval_transform()`` as the ``input_transform``.
     """
     return CifarTransform(augment=True, normalize=normalize, generator=generator, padding=padding)
 

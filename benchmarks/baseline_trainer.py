@@ -1,11 +1,14 @@
-"""One device-aware torch training loop, shared by every unit that trains a torch model.
+"""The training loop as it was before the refactor into ``pipeline.training`` (the package).
 
-``Trainer(model, TrainConfig(...)).fit(X, y, X_val, y_val)`` trains on CUDA when present (with
-mixed precision there) and on the CPU otherwise (in bf16 where the CPU has it and the config asks),
-seeded, with a progress bar on a terminal, per-epoch metrics to ``on_epoch_end`` and to the active
-MLflow run, a checkpoint after every epoch that the next ``fit`` resumes from, early stopping on
-validation loss and optional gradient clipping. ``TorchClassifier`` wraps it in the sklearn
-contract, so the Unit 6 ``evaluate`` takes torch models unchanged.
+Kept only as the baseline of ``benchmarks/loop_overhead.py``, which times the new loop against it
+in the same run; nothing else imports it. It is ``git show ac53aae:src/pipeline/training.py``
+unchanged below this docstring: do not edit it, or the comparison stops meaning anything.
+
+Original docstring: ``Trainer(model, TrainConfig(...)).fit(X, y, X_val, y_val)`` trains on CUDA
+when present (with mixed precision there) and on the CPU otherwise (in bf16 where the CPU has it
+and the config asks), seeded, with a progress bar on a terminal, per-epoch metrics to
+``on_epoch_end`` and to the active MLflow run, a checkpoint after every epoch that the next ``fit``
+resumes from, early stopping on validation loss and optional gradient clipping.
 """
 
 from __future__ import annotations
