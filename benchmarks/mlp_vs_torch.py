@@ -13,7 +13,8 @@ import torch
 
 from pipeline.data import load_dataset
 from pipeline.features import image_split
-from pipeline.scratch.mlp import UNIT07_FULL, NeuralNetwork, train_epoch
+from pipeline.lessons.mnist_mlp import FULL as UNIT07_FULL
+from pipeline.scratch.mlp import NeuralNetwork, train_epoch
 
 EPOCHS = 3
 GOAL = 1.5

@@ -10,7 +10,8 @@ import numpy as np
 
 from pipeline.data import load_dataset
 from pipeline.features import image_split
-from pipeline.scratch.mlp import UNIT07_FULL, NumpyMLPClassifier
+from pipeline.lessons.mnist_mlp import FULL as UNIT07_FULL
+from pipeline.scratch.mlp import NumpyMLPClassifier
 
 N_TRAIN = 50_000
 

@@ -6,22 +6,21 @@ from prefect import flow
 
 from pipeline.audit.twins import audit_pca
 from pipeline.lessons import pca
-from pipeline.params import Unit01Params
 from pipeline.report import UnitReport
-from pipeline.units import get_unit
+from pipeline.units.unit01_pca import SPEC as UNIT
+from pipeline.units.unit01_pca import Unit01Params
 from tasks.audit import audit
 from tasks.evaluate import evaluate
 from tasks.register import register
-from tasks.train import train_pca
+from tasks.train import train_with
 from tasks.validate import ingest_validated
-
-UNIT = get_unit("unit01")
 
 
 @flow(name="unit01-pca", log_prints=True)
 def unit01_pca(params: Unit01Params = Unit01Params()) -> dict:
     iris = ingest_validated("iris", params)
-    fit = train_pca(iris.splits["data"], params.n_components, params.test_size, params.seed)
+    fit = train_with(f"pca-k{params.n_components}", pca.fit_pca, iris.splits["data"], params.n_components,
+                     params.test_size, params.seed)
     table, results = evaluate("iris", fit.models, fit.split, cv=params.cv_folds, seed=params.seed)
     checks = audit(audit_pca, fit.ours, fit.theirs, fit.X)
 

@@ -7,16 +7,14 @@ from prefect import flow
 from pipeline.audit.twins import audit_linear, audit_logistic, audit_tree
 from pipeline.features import IRIS_FEATURES, split_iris, split_titanic
 from pipeline.lessons import trees
-from pipeline.params import Unit04Params
 from pipeline.report import UnitReport
-from pipeline.units import get_unit
+from pipeline.units.unit04_trees import SPEC as UNIT
+from pipeline.units.unit04_trees import Unit04Params
 from tasks.audit import audit
 from tasks.evaluate import evaluate
 from tasks.register import register
-from tasks.train import train_linear_regression, train_models
+from tasks.train import train_models, train_with
 from tasks.validate import ingest_validated
-
-UNIT = get_unit("unit04")
 
 
 @flow(name="unit04-decision-trees", log_prints=True)
@@ -31,7 +29,7 @@ def unit04_trees(params: Unit04Params = Unit04Params()) -> dict:
     titanic_split = split_titanic(titanic.splits["train"], params.test_size, params.seed)
     titanic_models = train_models("titanic-models", trees.titanic_models(
         params.max_depth, params.min_samples_split, params.seed), titanic_split)
-    linear = train_linear_regression(iris, params.test_size, params.seed)
+    linear = train_with("linear-regression", trees.fit_linear_regression, iris, params.test_size, params.seed)
 
     iris_table, _ = evaluate("iris-trees", iris_trees, iris_split, cv=params.cv_folds, seed=params.seed)
     titanic_table, titanic_results = evaluate("titanic-models", titanic_models, titanic_split,

@@ -8,17 +8,15 @@ from pipeline.audit.twins import audit_cross_validation
 from pipeline.features import split_titanic
 from pipeline.lessons import model_selection
 from pipeline.lessons.model_selection import DEPTH
-from pipeline.params import Unit06Params
 from pipeline.plots import figure_to_png, validation_curve_figure
 from pipeline.report import UnitReport
-from pipeline.units import get_unit
+from pipeline.units.unit06_evaluation import SPEC as UNIT
+from pipeline.units.unit06_evaluation import Unit06Params
 from tasks.audit import audit
 from tasks.evaluate import evaluate, imbalance_example, validation_curve
 from tasks.register import register
 from tasks.train import train_models
 from tasks.validate import ingest_validated
-
-UNIT = get_unit("unit06")
 
 
 @flow(name="unit06-evaluation", log_prints=True)

@@ -7,16 +7,14 @@ from prefect import flow
 from pipeline.audit.twins import audit_mlp_gradients
 from pipeline.features import image_split
 from pipeline.lessons import mnist_mlp
-from pipeline.params import Unit07Params
 from pipeline.report import UnitReport
-from pipeline.units import get_unit
+from pipeline.units.unit07_mlp import SPEC as UNIT
+from pipeline.units.unit07_mlp import Unit07Params
 from tasks.audit import audit
 from tasks.evaluate import evaluate
 from tasks.register import register
 from tasks.train import train_models
 from tasks.validate import ingest_validated
-
-UNIT = get_unit("unit07")
 
 
 @flow(name="unit07-numpy-mlp", log_prints=True)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from prefect import flow
 
+from pipeline.audit.shapes import audit_simple_cnn_shapes
 from pipeline.features import image_split
 from pipeline.lessons import cifar_cnn
-from pipeline.params import Unit08Params
 from pipeline.plots import figure_to_png
 from pipeline.report import UnitReport
-from pipeline.units import get_unit
+from pipeline.units.unit08_cnn import SPEC as UNIT
+from pipeline.units.unit08_cnn import Unit08Params
 from tasks.audit import audit
 from tasks.evaluate import evaluate
 from tasks.register import register
 from tasks.train import train_models
 from tasks.validate import ingest_validated
-
-UNIT = get_unit("unit08")
 
 
 @flow(name="unit08-cnn", log_prints=True)
@@ -27,7 +26,7 @@ def unit08_cnn(params: Unit08Params = Unit08Params()) -> dict:
         params.profile, params.seed,
         {cifar_cnn.SIMPLE: params.epochs_simple, cifar_cnn.RESNET: params.epochs_resnet}), split)
     table, results = evaluate("cifar-cnns", models, split, cv=params.cv_folds, seed=params.seed)
-    checks = audit(cifar_cnn.audit_shape_arithmetic)
+    checks = audit(audit_simple_cnn_shapes)
 
     main = results[cifar_cnn.RESNET]
     per_class = cifar_cnn.per_class_accuracy(main.confusion_matrix)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.evaluation import compare_models, imbalance_demo, validation_curve_table
+from pipeline.evaluation import compare_models, validation_curve_table
 from pipeline.features import Split
+from pipeline.lessons.model_selection import imbalance_demo
 from tasks import run_logger
 
 _HEADLINE = ("test_accuracy", "cv_accuracy_mean", "test_f1", "test_f1_macro", "test_roc_auc", "test_r2", "test_mse")

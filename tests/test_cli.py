@@ -10,8 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from pipeline.cli import main
-from pipeline.units import UNITS
+from pipeline.app.cli import main
+from pipeline.units import all_units
 
 from conftest import MIRROR
 
@@ -20,7 +20,7 @@ HEAVY = ("torch", "great_expectations", "mlflow", "prefect", "sklearn", "pandas"
 
 @pytest.mark.parametrize("argv", [["--help"], ["list"]])
 def test_help_and_list_import_nothing_heavy(argv):
-    code = (f"import sys\nfrom pipeline.cli import main\ntry:\n    main({argv!r})\n"
+    code = (f"import sys\nfrom pipeline.app.cli import main\ntry:\n    main({argv!r})\n"
             "except SystemExit:\n    pass\n"
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -30,7 +30,7 @@ def test_help_and_list_import_nothing_heavy(argv):
 def test_list_shows_every_unit(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for unit in UNITS:
+    for unit in all_units():
         assert unit.id in out
     assert "yes" in out and "no" in out
 

@@ -292,3 +292,11 @@ def test_simple_cnn_training_reduces_loss_on_real_images(cifar_sample):
         loss_after = F.cross_entropy(model(x), y).item()
     assert loss_before == pytest.approx(np.log(10), abs=0.1)  # untrained: about uniform over 10 classes
     assert loss_after < loss_before - 0.5
+
+
+def test_the_shape_audit_passes_on_model_a_and_fails_on_a_wrong_net(monkeypatch):
+    from pipeline.audit import shapes
+
+    assert shapes.audit_simple_cnn_shapes().passed
+    monkeypatch.setattr(shapes, "conv_output_size", lambda size, kernel, *args, **kwargs: size)
+    assert not shapes.audit_simple_cnn_shapes().passed

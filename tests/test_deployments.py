@@ -1,7 +1,7 @@
 """Deployments, the local servers and drift-triggered retraining.
 
 The slow tests run against a real Prefect server, a process worker and the MLflow UI started by
-``pipeline.services.local_services`` (what ``mlpath ui`` runs), in a temporary MLPATH_HOME: they
+``pipeline.app.services.local_services`` (what ``mlpath ui`` runs), in a temporary MLPATH_HOME: they
 apply ``deployments/prefect.yaml``, run unit01's deployment twice (the second run does not beat
 the first, so the champion stays), and drive the drift monitor with steady and shifted data.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.deploy import (
+from pipeline.app.deploy import (
     RETRAINING_TAG,
     WORK_POOL,
     DeploymentError,
@@ -27,7 +27,7 @@ from pipeline.deploy import (
     project_dir,
     retraining_deployment,
 )
-from pipeline.services import ServiceStartError, _alive, _descendants, free_port, local_services, stop_process
+from pipeline.app.services import ServiceStartError, _alive, _descendants, free_port, local_services, stop_process
 from pipeline.units import implemented_units
 
 QUICK = {"params": {"profile": "quick", "cv_folds": 0}}
@@ -63,7 +63,7 @@ def test_path_and_monitor_deployments_default_to_the_full_run():
 
 def test_retraining_deployment_names_flow_and_deployment():
     assert retraining_deployment("unit06") == "unit06-evaluation/retrain"
-    with pytest.raises(DeploymentError, match="unit02 has no deployment"):
+    with pytest.raises(DeploymentError, match="unit02 has no retraining deployment"):
         retraining_deployment("unit02")
 
 
@@ -76,7 +76,7 @@ def test_apply_without_a_server_says_how_to_start_one(monkeypatch):
 
 
 def test_library_modules_import_no_prefect():
-    code = "import sys, pipeline.services, pipeline.deploy, pipeline.drift; print('prefect' in sys.modules)"
+    code = "import sys, pipeline.app.services, pipeline.app.deploy, pipeline.drift; print('prefect' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

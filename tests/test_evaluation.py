@@ -22,9 +22,9 @@ from pipeline.evaluation import (
     ModelAdapter,
     compare_models,
     evaluate,
-    imbalance_demo,
     validation_curve_table,
 )
+from pipeline.lessons.model_selection import imbalance_demo
 
 # --- hand-written models: prove that non-sklearn models plug in through ModelAdapter ----------
 

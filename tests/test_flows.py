@@ -5,8 +5,12 @@ from __future__ import annotations
 import pytest
 
 from pipeline.audit import AuditFailedError, AuditReport
-from pipeline.params import Unit01Params, Unit04Params, Unit06Params, Unit07Params, Unit08Params
 from pipeline.registry import client
+from pipeline.units.unit01_pca import Unit01Params
+from pipeline.units.unit04_trees import Unit04Params
+from pipeline.units.unit06_evaluation import Unit06Params
+from pipeline.units.unit07_mlp import Unit07Params
+from pipeline.units.unit08_cnn import Unit08Params
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pipeline.data import load_dataset
 from pipeline.evaluation import evaluate
+from pipeline.lessons.mnist_mlp import FULL as UNIT07_FULL
+from pipeline.lessons.mnist_mlp import QUICK as UNIT07_QUICK
 from pipeline.scratch.mlp import (
-    UNIT07_FULL,
-    UNIT07_QUICK,
     NeuralNetwork,
     NumpyMLPClassifier,
     cross_entropy,

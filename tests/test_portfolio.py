@@ -16,22 +16,23 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.audit import AuditReport
-from pipeline.data.catalog import DataRef
-from pipeline.portfolio import (
-    REFERENCE_NUMBERS,
+from pipeline.app.site import (
     build_site,
     format_value,
+    markdown_html,
     notes_from_summary,
     reproduce_command,
 )
+from pipeline.audit import AuditReport
+from pipeline.data.catalog import DataRef
 from pipeline.registry import log_unit_run
 from pipeline.report import UnitReport
-from pipeline.units import UNITS
+from pipeline.units import all_units
 
 X = np.array([[0.0], [1.0], [2.0], [3.0]])
 Y = np.array([0, 0, 1, 1])
 HOSTILE = '<script>alert("x")</script> & co'
+HOSTILE_PATH = "<script>alert(1)</script>.csv"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -55,7 +56,7 @@ def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -
     return UnitReport(
         unit=unit, primary_metric="test_accuracy", greater_is_better=True,
         params={"profile": profile, "seed": 0, "n_components": 3, "cv_folds": 5,
-                "data_files": {"titanic/train.csv": "/data/new batch.csv"}},
+                "data_files": {"titanic/train.csv": "/data/new batch.csv", "iris/iris.csv": HOSTILE_PATH}},
         metrics={"test_accuracy": value, "explained_variance_ratio_pc1": 0.9246, "cv_accuracy_mean": 0.93},
         data_refs=[DataRef("iris", "0123456789abcdef0123", 150, "scikit-learn", profile)],
         model=LogisticRegression().fit(X, Y) if with_model else None, model_example=X[:2],
@@ -64,7 +65,8 @@ def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -
                 "explained variance": pd.DataFrame({"ratio": [0.9246, 0.0531]},
                                                    index=pd.Index(["PC1", "PC2"], name="component"))},
         texts={"printed tree": HOSTILE},
-        notes=f"Selected by **test_f1**: `{HOSTILE}`\n\n- first point\n- second point")
+        notes=f"Selected by **test_f1**: `{HOSTILE}`\n\n- first point\n- second point\n\n"
+              "| model | f1 |\n|---|---|\n| tree | *0.81* |\n\n## Which metric?\n\nF1 when <b>positives</b> are rare.")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +104,7 @@ def _links(page: Path) -> _Links:
 def test_index_lists_every_unit_and_links_pages_with_runs(site):
     assert site.name == "index.html"
     index = site.read_text(encoding="utf-8")
-    for unit in UNITS:
+    for unit in all_units():
         assert f"<td>{unit.id}</td>" in index
     refs = _links(site).refs
     assert refs == ["units/unit01/index.html", "units/unit02/index.html"]
@@ -132,19 +134,52 @@ def test_unit_page_shows_metrics_audit_references_data_and_command(site):
     assert "Published reference numbers (external)" in page
     assert "0.9246" in page and "Comparison of LDA and PCA 2D projection" in page
     assert "0123456789abcdef" in page and "scikit-learn" in page
-    assert ("mlpath run unit01 --profile quick --set data_files.titanic/train.csv='/data/new batch.csv' "
-            "--set n_components=3") in html.unescape(page)
+    assert ("mlpath run unit01 --profile quick --set data_files.iris/iris.csv='<script>alert(1)</script>.csv' "
+            "--set data_files.titanic/train.csv='/data/new batch.csv' --set n_components=3") in html.unescape(page)
     figures = sorted(p.name for p in (site.parent / "units/unit01/figures").iterdir())
     assert figures == ["confusion-matrix.png", "roc-curve-test.png"]
     assert 'alt="roc-curve: test"' in page  # the registry's file name, shown as the caption
-    assert "<ul><li>first point</li><li>second point</li></ul>" in page
+    notes = page[page.index("<h2>Notes</h2>"):page.index("<h2>Metrics</h2>")]
+    assert "<ul>\n<li>first point</li>\n<li>second point</li>\n</ul>" in notes
+    assert "<td>tree</td>\n<td><em>0.81</em></td>" in notes  # a markdown table, rendered as one
+    assert "<h3>Which metric?</h3>" in notes  # under the page's <h2> sections
+
+
+class _Content(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: set[str] = set()
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
 
 
 def test_text_from_runs_is_escaped(site):
-    for page in site.parent.glob("units/*/index.html"):
-        text = page.read_text(encoding="utf-8")
-        assert "<script>" not in text and "<check>" not in text
-        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in text
+    for path in site.parent.glob("units/*/index.html"):
+        page = path.read_text(encoding="utf-8")
+        content = _Content()
+        content.feed(page)
+        text = "".join(content.text)
+        assert not {"script", "check", "b"} & content.tags  # nor the notes' raw <b>
+        # in an audit table cell, a text artifact and the notes' code span: shown, not run
+        assert text.count(HOSTILE) == 3 and "<b>positives</b>" in text
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in page  # Jinja's escaping
+    # a parameter value, in the reproduce command
+    page = (site.parent / "units/unit01/index.html").read_text(encoding="utf-8")
+    assert "data_files.iris/iris.csv=&#39;&lt;script&gt;alert(1)&lt;/script&gt;.csv&#39;" in page
+
+
+def test_markdown_notes_render_tables_and_emphasis_but_no_html_or_images():
+    rendered = markdown_html("*rare* and **f1**\n\n| a | b |\n|---|---|\n| `x` | 1 |\n\n# Title\n\n"
+                             "<img src=x onerror=alert(1)> ![plot](https://example.com/p.png)")
+    assert "<em>rare</em> and <strong>f1</strong>" in rendered
+    assert "<th>a</th>" in rendered and "<td><code>x</code></td>" in rendered
+    assert "<h3>Title</h3>" in rendered
+    assert "<img" not in rendered and "&lt;img src=x onerror=alert(1)&gt;" in rendered
 
 
 def test_unit_without_model_gets_its_newest_finished_run(site):
@@ -164,9 +199,8 @@ def test_rebuild_replaces_a_unit_folder(site, monkeypatch):
 
 
 def test_reference_numbers_name_their_sources():
-    for unit_id, references in REFERENCE_NUMBERS.items():
-        assert unit_id in {u.id for u in UNITS}
-        for ref in references:
+    for unit in all_units():
+        for ref in unit.references:
             assert ref.source and ref.value and "http" not in ref.source
 
 

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.curriculum import PHASE5_ITEMS, outline, progress, render_progress
+from pipeline.app.progress import PHASE5_ITEMS, outline, progress, render_progress
 from pipeline.registry import log_unit_run
 from pipeline.report import UnitReport
-from pipeline.units import UNITS
+from pipeline.units import all_units
 
 
 def _rows_by_id(rows):
@@ -29,13 +29,13 @@ def _repo(tmp_path, *files: str):
 
 def test_outline_has_every_unit_in_order_then_phase5():
     items = outline()
-    assert [item.id for item in items] == [u.id for u in UNITS] + [i.id for i in PHASE5_ITEMS]
+    assert [item.id for item in items] == [u.id for u in all_units()] + [i.id for i in PHASE5_ITEMS]
     for item in items:
         assert item.topics and item.challenge and 1 <= item.phase <= 5
 
 
 def test_importing_the_outline_is_cheap():
-    code = ("import sys, pipeline.curriculum\n"
+    code = ("import sys, pipeline.app.progress\n"
             "print(sorted(m for m in ('mlflow', 'prefect', 'torch', 'great_expectations') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -64,7 +64,7 @@ def test_a_unit_without_a_model_counts_its_finished_run(fresh_home, tmp_path):
 
 
 def test_phase5_boxes_follow_the_files(tmp_path):
-    root = _repo(tmp_path, "docs/design/fraud_detection.md", "README.md", "src/pipeline/portfolio.py")
+    root = _repo(tmp_path, "docs/design/fraud_detection.md", "README.md", "src/pipeline/app/site.py")
     site = tmp_path / "site" / "index.html"
     rows = _rows_by_id(progress(results={}, root=root, site_index=site))
     fraud, feed, portfolio = rows["design-fraud"], rows["design-news-feed"], rows["portfolio"]

@@ -275,33 +275,6 @@ def validation_curve_table(
     )
 
 
-def imbalance_demo(seed: int = 0, n_samples: int = 4000) -> pd.DataFrame:
-    """Why accuracy misleads on imbalanced data: ~95 % accuracy from a model that finds nothing.
-
-    Builds a binary problem with about 5 % positives, then evaluates a majority-class
-    baseline and logistic regression with and without ``class_weight="balanced"``.
-    Returns one row per model with test accuracy, precision, recall, f1, roc_auc: the
-    baseline scores high accuracy but zero recall; reweighting trades precision for recall.
-    """
-    from sklearn.datasets import make_classification
-    from sklearn.dummy import DummyClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-
-    X, y = make_classification(
-        n_samples=n_samples, n_features=20, n_informative=5, weights=[0.95, 0.05], flip_y=0.0, random_state=seed
-    )
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
-    models = {
-        "majority class": DummyClassifier(strategy="most_frequent"),
-        "logistic regression": LogisticRegression(max_iter=1000),
-        "logistic regression, balanced": LogisticRegression(max_iter=1000, class_weight="balanced"),
-    }
-    table, _ = compare_models(models, X_train, y_train, X_test, y_test, cv=0, seed=seed)
-    columns = ["accuracy", "precision", "recall", "f1", "roc_auc"]
-    return table[[f"test_{c}" for c in columns]].set_axis(columns, axis=1)
-
-
 def _score(model, X, y, task, labels, notes) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
     y_pred = np.asarray(model.predict(X)).ravel()
     if task == "regression":

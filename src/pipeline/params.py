@@ -1,13 +1,14 @@
-"""Typed parameters of each unit flow (pydantic, so the Prefect UI renders a form for them).
+"""Typed flow parameters (pydantic, so the Prefect UI renders a form for them).
 
-``build_params`` turns the CLI's ``--set key=value`` pairs into validated parameter objects and
-reports unknown keys with the valid choices.
+``UnitParams`` holds what every unit takes; a unit's own model subclasses it in the unit's spec
+module (``pipeline.units.<unit>``). ``build_params`` turns the CLI's ``--set key=value`` pairs into
+validated parameter objects and reports unknown keys with the valid choices.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -38,43 +39,6 @@ class UnitParams(BaseModel):
         if unknown:
             raise ValueError(f"unknown catalog file(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
         return files
-
-
-class Unit01Params(UnitParams):
-    n_components: int = Field(2, ge=2, le=4, description="principal components to keep")
-
-
-class Unit04Params(UnitParams):
-    max_depth: int | None = Field(4, ge=1, description="tree depth limit (None: grow fully)")
-    min_samples_split: int = Field(2, ge=2, description="smallest node that may be split")
-
-
-class Unit06Params(UnitParams):
-    cv_folds: int = Field(5, ge=2, le=20, description="cross-validation folds (model selection needs CV)")
-    max_depth_range: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: list(range(1, 13)), min_length=2,
-        description="tree depths for the bias-variance validation curve")
-
-
-class Unit07Params(UnitParams):
-    cv_folds: int = Field(0, ge=0, le=10, description="cross-validation folds (0: test metrics only, "
-                                                     "CV of a network on 60k images is costly)")
-    epochs: int | None = Field(None, ge=1, description="training epochs (None: the profile's setting)")
-
-
-class Unit08Params(UnitParams):
-    cv_folds: int = Field(0, ge=0, le=10, description="cross-validation folds (0: test metrics only)")
-    epochs_simple: int | None = Field(None, ge=1, description="Model A epochs (None: the profile's)")
-    epochs_resnet: int | None = Field(None, ge=1, description="Model B epochs (None: the profile's)")
-
-
-PARAMS: dict[str, type[UnitParams]] = {
-    "unit01": Unit01Params,
-    "unit04": Unit04Params,
-    "unit06": Unit06Params,
-    "unit07": Unit07Params,
-    "unit08": Unit08Params,
-}
 
 
 class ParameterError(ValueError):
@@ -109,7 +73,10 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
 
 def build_params(unit_ids: list[str], profile: str, overrides: dict[str, Any]) -> dict[str, UnitParams]:
     """Validated parameters per unit: each override goes to the units whose parameters have it."""
-    fields = {uid: set(PARAMS[uid].model_fields) for uid in unit_ids}
+    from pipeline.units import get_unit
+
+    models = {uid: get_unit(uid).params for uid in unit_ids}
+    fields = {uid: set(model.model_fields) for uid, model in models.items()}
     known = set().union(*fields.values()) if fields else set()
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -120,7 +87,7 @@ def build_params(unit_ids: list[str], profile: str, overrides: dict[str, Any]) -
     for uid in unit_ids:
         mine = {k: v for k, v in overrides.items() if k in fields[uid]}
         try:
-            built[uid] = PARAMS[uid](**{**mine, "profile": profile})
+            built[uid] = models[uid](**{**mine, "profile": profile})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ParameterError(f"{uid}: {problems}") from None

@@ -2,9 +2,10 @@
 
 ``local_services()`` starts them with the project's state (``MLPATH_HOME``: Prefect's home, the
 MLflow database and artifacts), waits until each answers its health endpoint, and on exit stops
-every process it started: each runs in its own session, so it gets SIGTERM as a process group
-(with every descendant, such as flow runs the worker started in sessions of their own), and SIGKILL
-after a timeout. ``start_ui()`` is ``mlpath ui``: the same, plus the deployments, until Ctrl-C.
+every process it started, each in a session of its own: SIGTERM to it, to every process below it
+(psutil finds them, such as flow runs the worker started in sessions of their own) and to their
+process groups, then SIGKILL to whatever is left after a timeout. ``start_ui()`` is ``mlpath ui``:
+the same, plus the deployments, until Ctrl-C.
 
 Output goes to ``MLPATH_HOME/logs/<service>.log``. Prefect is not imported here.
 """
@@ -25,8 +26,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from pipeline import settings
-from pipeline.deploy import WORK_POOL
+from pipeline.app.deploy import WORK_POOL
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT_S = 15.0
@@ -95,65 +98,63 @@ def _log_tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
+def _processes_below(pid: int) -> list[psutil.Process]:
+    """Every process below ``pid`` that is still running; none if ``pid`` has gone."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
 def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (Linux /proc; elsewhere none are found and the group signal must do)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # "pid (comm) state ppid ..."; comm may hold spaces and parentheses
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
+    """The ids of ``_processes_below(pid)`` (what the tests check after a stop)."""
+    return [proc.pid for proc in _processes_below(pid)]
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs; a zombie has exited, only its parent's wait is missing."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie has exited; only its parent's wait is missing
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
-def _signal_all(pids: list[int], sig: int) -> None:
-    own_group = os.getpgrp()
+def _signal_groups(process: subprocess.Popen, descendants: list[psutil.Process], sig: int) -> None:
+    """``sig`` to the process groups of the process and its descendants, ours excepted: a group
+    member whose parent has already exited is no longer below the process, but still in its group."""
+    # An exited child keeps its pid, so none other can have it, until the Popen has waited for it.
+    pids = [proc.pid for proc in descendants] + ([process.pid] if process.returncode is None else [])
     groups = set()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             groups.add(os.getpgid(pid))
-    for group in groups - {own_group}:
+    for group in groups - {os.getpgrp()}:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, sig)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
 
 
 def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM the process, its group and its descendants; SIGKILL whatever is left after ``timeout``."""
-    pids = [process.pid, *_descendants(process.pid)]
-    _signal_all(pids, signal.SIGTERM)
+    """SIGTERM the process, its descendants and their groups; SIGKILL whatever is left after ``timeout``."""
+    descendants = _processes_below(process.pid)
+    _signal_groups(process, descendants, signal.SIGTERM)
+    process.terminate()
+    for proc in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        process.poll()
-        if not any(_alive(pid) for pid in pids):
-            break
-        time.sleep(0.2)
-    else:
-        _signal_all([pid for pid in pids if _alive(pid)], signal.SIGKILL)
+    # The Popen waits for its own child, so that it keeps the exit status; psutil for the others.
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
+        process.wait(timeout)
+    _, survivors = psutil.wait_procs(descendants, timeout=max(0.0, deadline - time.monotonic()))
+    if survivors or process.poll() is None:
+        _signal_groups(process, survivors, signal.SIGKILL)
+        process.kill()
+        for proc in survivors:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(survivors, timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
 
 
 def _start(name: str, command: list[str], env: Mapping[str, str], log_dir: Path, cwd: Path,
@@ -275,7 +276,7 @@ def start_ui(prefect_port: int = 4200, mlflow_port: int = 5000, deploy: bool = T
     Returns 0 after Ctrl-C (or SIGTERM), 1 if a service fails to start or dies. Call it from the
     main thread (it handles SIGINT and SIGTERM).
     """
-    from pipeline.deploy import DeploymentError, apply_deployments
+    from pipeline.app.deploy import DeploymentError, apply_deployments
 
     def interrupt(*_) -> None:
         # Stopping takes seconds; a second Ctrl-C must not cut it short and leave servers behind.

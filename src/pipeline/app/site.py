@@ -3,14 +3,15 @@
 ``build_site(out_dir)`` writes ``index.html`` (the whole results table) and one page per unit with
 a run, ``units/<unit>/index.html``, with the run's figures copied beside it and its tables inlined.
 The site reads from disk with no server, loads nothing from the network and uses no JavaScript.
+The pages are Jinja2 templates (``templates/site/``, every value autoescaped); unit notes are
+CommonMark with tables, raw HTML and images off.
 
-Reference numbers (``REFERENCE_NUMBERS``) are published results from elsewhere, shown next to
-ours for scale; this project did not measure them, and their data or split may differ from ours.
+Reference numbers (each unit spec's ``references``) are published results from elsewhere, shown
+next to ours for scale; this project did not measure them, and their data or split may differ.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -20,75 +21,19 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
 from pipeline import settings
-from pipeline.units import UNITS, Unit, get_unit
+from pipeline.units import UnitSpec, all_units, get_unit
 
 SITE_DIR_NAME = "site"
 _AUDIT_PREFIX = "audit:"
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A published number to set beside ours: what it measures, the value as published, where."""
-
-    quantity: str
-    value: str
-    source: str
-    metric: str | None = None  # our MLflow metric it compares with, if any
-
-
-_TITANIC = (
-    Reference("Kaggle Titanic accuracy of the gender-only baseline (gender_submission.csv)", "0.7655",
-              "Kaggle, “Titanic – Machine Learning from Disaster”, public leaderboard score of the "
-              "sample submission; measured on Kaggle's hidden test set, not our hold-out",
-              "test_accuracy"),
-    Reference("Kaggle Titanic accuracy of typical tuned tree or linear models", "≈ 0.78–0.80",
-              "Kaggle Titanic public leaderboard and tutorials, a community range, approximate",
-              "test_accuracy"),
-)
-REFERENCE_NUMBERS: dict[str, tuple[Reference, ...]] = {
-    "unit01": (
-        Reference("PC1 explained-variance ratio on Iris", "0.9246",
-                  "scikit-learn documentation, example “Comparison of LDA and PCA 2D projection of "
-                  "Iris dataset”: explained variance ratio [0.92461872, 0.05306648]",
-                  "explained_variance_ratio_pc1"),
-        Reference("PC2 explained-variance ratio on Iris", "0.0531", "same example",
-                  "explained_variance_ratio_pc2"),
-    ),
-    "unit04": _TITANIC,
-    "unit06": _TITANIC,
-    "unit07": (
-        Reference("MNIST test accuracy of an MLP (784-512-512-10, dropout, RMSprop, 20 epochs)", "0.9840",
-                  "Keras examples, mnist_mlp.py: “Gets to 98.40% test accuracy after 20 epochs”",
-                  "test_accuracy"),
-    ),
-    "unit08": (
-        Reference("CIFAR-10 test accuracy of the tutorial CNN (our Model A)", "≈ 0.54",
-                  "PyTorch tutorial “Training a Classifier” (2 epochs; the printed value varies by run)",
-                  "model_a_test_accuracy"),
-        Reference("CIFAR-10 test accuracy of ResNet-9 (our Model B is of this kind)", "0.94",
-                  "D. Page (Myrtle.ai), “How to train your ResNet”, DAWNBench CIFAR-10 entry; "
-                  "official images, while ours are the mirror's JPEG re-encoding",
-                  "test_accuracy"),
-    ),
-    "unit11": (
-        Reference("SST-2 dev accuracy of DistilBERT fine-tuned", "0.913",
-                  "Sanh et al. 2019, “DistilBERT, a distilled version of BERT”, Table 1 (GLUE dev)",
-                  "test_accuracy"),
-        Reference("SST-2 dev accuracy of BERT-base fine-tuned", "0.927", "same table", "test_accuracy"),
-    ),
-    "unit14": (
-        Reference("Adult test accuracy of C4.5 (error 15.54 %)", "0.8446",
-                  "UCI Adult data set, adult.names (MLC++ runs on the original train/test split)",
-                  "test_accuracy"),
-        Reference("Adult test accuracy of NBTree (error 14.10 %)", "0.8590", "same file", "test_accuracy"),
-        Reference("Adult test accuracy of Naive Bayes (error 16.12 %)", "0.8388", "same file",
-                  "test_accuracy"),
-    ),
-}
 
 
 def default_site_dir() -> Path:
@@ -130,7 +75,7 @@ def latest_unit_runs(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
 class UnitPage:
     """What one unit's page shows: its latest run as read back from MLflow."""
 
-    unit: Unit
+    unit: UnitSpec
     result: dict[str, Any]
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
@@ -153,6 +98,12 @@ class UnitPage:
     def profile(self) -> str:
         return self.result.get("profile") or self.params.get("profile", "")
 
+    @property
+    def metric_names(self) -> list[str]:
+        """The run's metrics, the primary one first."""
+        metrics, primary = self.result["metrics"], self.primary_metric
+        return ([primary] if primary in metrics else []) + [m for m in metrics if m != primary]
+
 
 def build_site(out_dir: Path) -> Path:
     """Write the portfolio under ``out_dir`` from the configured MLflow; return index.html's path.
@@ -162,7 +113,7 @@ def build_site(out_dir: Path) -> Path:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = latest_unit_runs([unit.id for unit in UNITS])
+    results = latest_unit_runs([unit.id for unit in all_units()])
     pages: dict[str, UnitPage] = {}
     with tempfile.TemporaryDirectory(prefix="mlpath-site-") as tmp, _no_download_progress_bars():
         for unit_id, result in results.items():
@@ -197,7 +148,7 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _read_run(unit: Unit, result: dict[str, Any], download_dir: Path) -> UnitPage:
+def _read_run(unit: UnitSpec, result: dict[str, Any], download_dir: Path) -> UnitPage:
     """The run's params, tags and artifacts (figures, tables, texts, data refs, notes)."""
     import pandas as pd
 
@@ -261,12 +212,9 @@ def _copy_figures(page: UnitPage, folder: Path) -> dict[str, str]:
 def reproduce_command(unit_id: str, profile: str, params: dict[str, str]) -> str:
     """The ``mlpath run`` line that repeats a run: its profile plus ``--set`` for every parameter the
     run changed from the profile's defaults (read from MLflow's string-valued params)."""
-    from pipeline.params import PARAMS
-
     parts = ["mlpath", "run", unit_id, "--profile", profile or "full"]
-    model = PARAMS.get(unit_id)
-    if model is not None and params:
-        defaults = model(profile=profile or "full").model_dump()
+    if params:
+        defaults = get_unit(unit_id).params(profile=profile or "full").model_dump()
         for key, default in defaults.items():
             if key == "profile" or key not in params:
                 continue
@@ -287,30 +235,18 @@ def _mlflow_param(value: Any) -> str:
 
 # --- HTML -------------------------------------------------------------------------------------
 
-_CSS = """
-body { font: 15px/1.5 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 1.5rem 3rem;
-       color: #1d2330; }
-header { border-bottom: 2px solid #2b5ea7; margin-bottom: 1rem; }
-h1 { font-size: 1.6rem; margin: 1.2rem 0 .3rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
-h3 { font-size: 1rem; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
-th, td { border: 1px solid #cfd6e0; padding: .25rem .6rem; text-align: left; vertical-align: top; }
-th { background: #eef2f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.primary td { font-weight: 600; background: #fff8e1; }
-.pass { color: #1b7a36; font-weight: 600; } .fail { color: #b3261e; font-weight: 600; }
-.muted { color: #6b7380; }
-.external { border-left: 4px solid #c77d00; background: #fffaf0; padding: .2rem 1rem; }
-.figures { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; max-width: 520px; } figure img { max-width: 100%; border: 1px solid #cfd6e0; }
-figcaption { font-size: .85rem; color: #4a5260; }
-pre { background: #f4f6f9; padding: .6rem .8rem; overflow-x: auto; font-size: .85rem; }
-code { font-family: ui-monospace, monospace; }
-nav a { margin-right: 1rem; }
-"""
+# CommonMark as the notes are written; their raw HTML is shown as text, and images are off because
+# the site loads nothing from the network.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@cache
+def _templates() -> Environment:
+    env = Environment(loader=PackageLoader("pipeline.app", "templates/site"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["value"] = format_value
+    env.filters["markdown"] = markdown_html
+    return env
 
 
 def format_value(value: Any) -> str:
@@ -329,188 +265,47 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _document(title: str, body: str) -> str:
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
+def markdown_html(text: str) -> Markup:
+    """Unit notes (markdown) as HTML, headings from ``<h3>`` down: the page's sections are ``<h2>``."""
+    tokens = _MARKDOWN.parse(text)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(max(int(token.tag[1]) + 1, 3), 6)}"
+    return Markup(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
 
 
-def _table(columns: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
-    """An HTML table; ``rows`` hold cells that are already HTML (escape before passing)."""
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = []
-    for i, row in enumerate(rows):
-        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        body.append(f"<tr{cls}>" + "".join(row) + "</tr>")
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
+@dataclass(frozen=True)
+class FrameTable:
+    """A DataFrame as the site's tables show it: Python values, its index as a first column of row
+    headers unless that index is a plain 0..n-1."""
 
+    columns: list[str]
+    rows: list[tuple[Any, list[Any]]]  # (index label, cell values)
+    labelled: bool
 
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return f'<td class="{"pass" if value else "fail"}">{"✓ pass" if value else "✗ fail"}</td>'
-    if isinstance(value, (int, float)):
-        return f'<td class="num">{_e(format_value(value))}</td>'
-    return f"<td>{_e(value)}</td>"
+    @classmethod
+    def of(cls, frame) -> FrameTable:
+        import pandas as pd
 
-
-def frame_html(frame) -> str:
-    """A DataFrame as an escaped HTML table; a plain 0..n-1 index is left out."""
-    import pandas as pd
-
-    plain_index = frame.index.name is None and frame.index.equals(pd.RangeIndex(len(frame)))
-    columns = ([] if plain_index else [frame.index.name or ""]) + [str(c) for c in frame.columns]
-    rows = []
-    for index, values in zip(frame.index, frame.itertuples(index=False)):
-        cells = [] if plain_index else [f"<th>{_e(index)}</th>"]
-        cells += [_cell(v.item() if hasattr(v, "item") else v) for v in values]
-        rows.append(cells)
-    return _table(columns, rows)
-
-
-def _inline_markdown(text: str) -> str:
-    """Escape, then render the two inline forms unit notes use: **bold** and `code`."""
-    escaped = _e(text)
-    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-
-
-def _notes_html(notes: str) -> str:
-    """Unit notes (markdown) as HTML: headings, paragraphs, bullet lists; tables stay preformatted."""
-    blocks = []
-    for block in re.split(r"\n\s*\n", notes.strip()):
-        lines = block.splitlines()
-        while lines and lines[0].startswith("#"):
-            blocks.append(f"<h3>{_inline_markdown(lines.pop(0).lstrip('#').strip())}</h3>")
-        if not lines:
-            continue
-        if all(line.lstrip().startswith("|") for line in lines):
-            blocks.append(f"<pre>{_e(chr(10).join(lines))}</pre>")
-        elif all(line.lstrip().startswith(("- ", "* ")) for line in lines):
-            items = "".join(f"<li>{_inline_markdown(line.lstrip()[2:])}</li>" for line in lines)
-            blocks.append(f"<ul>{items}</ul>")
-        else:
-            blocks.append(f"<p>{_inline_markdown(' '.join(lines))}</p>")
-    return "\n".join(blocks)
-
-
-def _metrics_html(page: UnitPage) -> str:
-    metrics = page.result["metrics"]
-    primary = page.primary_metric
-    names = ([primary] if primary in metrics else []) + [m for m in metrics if m != primary]
-    rows = [[f"<td><code>{_e(m)}</code>{' (primary)' if m == primary else ''}</td>", _cell(metrics[m])]
-            for m in names]
-    return _table(["metric", "value"], rows, ["primary" if m == primary else "" for m in names])
-
-
-def _references_html(page: UnitPage) -> str:
-    references = REFERENCE_NUMBERS.get(page.unit.id, ())
-    if not references:
-        return ""
-    rows = []
-    for ref in references:
-        ours = page.result["metrics"].get(ref.metric) if ref.metric else None
-        ours_cell = (f'<td class="num">{_e(format_value(ours))} <span class="muted">'
-                     f"(<code>{_e(ref.metric)}</code>)</span></td>") if ours is not None else "<td>—</td>"
-        rows.append([f"<td>{_e(ref.quantity)}</td>", f'<td class="num">{_e(ref.value)}</td>',
-                     ours_cell, f"<td>{_e(ref.source)}</td>"])
-    return ('<section class="external">\n<h2>Published reference numbers (external)</h2>\n'
-            "<p>These numbers come from the sources named, not from this project's runs; their data, "
-            "splits and training budgets differ from ours. They are here for scale only.</p>\n"
-            + _table(["quantity", "published", "ours (this run)", "source"], rows) + "\n</section>")
-
-
-def _data_html(page: UnitPage) -> str:
-    if not page.data_refs:
-        return "<p class=\"muted\">This run recorded no data references.</p>"
-    rows = [[f"<td>{_e(ref.get('name', ''))}</td>", f"<td><code>{_e(str(ref.get('version', ''))[:16])}</code></td>",
-             _cell(ref.get("rows", "")), f"<td>{_e(ref.get('source', ''))}</td>",
-             f"<td>{_e(ref.get('profile', ''))}</td>"] for ref in page.data_refs]
-    return _table(["dataset", "version (hash)", "rows", "source", "profile"], rows)
+        plain_index = frame.index.name is None and frame.index.equals(pd.RangeIndex(len(frame)))
+        columns = ([] if plain_index else [frame.index.name or ""]) + [str(c) for c in frame.columns]
+        rows = [(label, [v.item() if hasattr(v, "item") else v for v in values])
+                for label, values in zip(frame.index, frame.itertuples(index=False))]
+        return cls(columns, rows, not plain_index)
 
 
 def _unit_html(page: UnitPage, figures: dict[str, str]) -> str:
-    unit, result = page.unit, page.result
-    value = page.primary_value
-    version = (f"model <code>{_e(result['model'])}</code> v{_e(result['version'])}"
-               + (f" (@{_e(', @'.join(result['aliases']))})" if result.get("aliases") else "")
-               + (f"; champion v{_e(result['champion_version'])}" if result.get("champion_version") else "")
-               if result.get("version") else "no model registered (this unit measures rather than fits)")
-    facts = [
-        f"<li><strong>{_e(page.primary_metric)}</strong> = {_e(format_value(value))} "
-        f"({_e(page.profile)} profile)</li>",
-        f"<li>{version}</li>",
-        f"<li>MLflow run <code>{_e(result['run_id'])}</code>"
-        + (f", started {_e(page.started.strftime('%Y-%m-%d %H:%M UTC'))}" if page.started else "")
-        + (f", git commit <code>{_e(page.tags['mlflow.source.git.commit'][:12])}</code>"
-           if page.tags.get("mlflow.source.git.commit") else "") + "</li>",
-    ]
-    parts = [
-        '<header><nav><a href="../../index.html">← all units</a></nav>',
-        f"<h1>{_e(unit.id)} — {_e(unit.title)}</h1></header>",
-        "<ul>" + "".join(facts) + "</ul>",
-        "<h2>Reproduce</h2>",
-        f"<pre><code>{_e(reproduce_command(unit.id, page.profile, page.params))}</code></pre>",
-    ]
-    if page.profile == "quick":
-        parts.append('<p class="muted">Quick profile: a smoke run on a subset, not the unit\'s result; '
-                     "the full profile gives the numbers to quote.</p>")
-    if page.notes:
-        parts += ["<h2>Notes</h2>", _notes_html(page.notes)]
-    parts += ["<h2>Metrics</h2>", _metrics_html(page)]
-    audits = {name: t for name, t in page.tables.items() if name.startswith(_AUDIT_PREFIX)}
-    if audits:
-        parts.append("<h2>Comparison with the library twin</h2>")
-        for name, frame in audits.items():
-            parts += [f"<h3>{_e(name[len(_AUDIT_PREFIX):].strip())}</h3>", frame_html(frame)]
-    parts.append(_references_html(page))
-    parts += ["<h2>Data</h2>", _data_html(page)]
-    if figures:
-        parts.append('<h2>Figures</h2>\n<div class="figures">')
-        parts += [f'<figure><img src="{_e(src)}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption>'
-                  "</figure>" for caption, src in figures.items()]
-        parts.append("</div>")
-    others = {name: t for name, t in page.tables.items() if name not in audits}
-    if others:
-        parts.append("<h2>Tables</h2>")
-        for name, frame in others.items():
-            parts += [f"<h3>{_e(name)}</h3>", frame_html(frame)]
-    for name, text in page.texts.items():
-        parts += [f"<h2>{_e(name)}</h2>", f"<pre>{_e(text)}</pre>"]
-    return _document(f"mlpath {unit.id}: {unit.title}", "\n".join(p for p in parts if p))
+    audits = {name[len(_AUDIT_PREFIX):].strip(): FrameTable.of(frame)
+              for name, frame in page.tables.items() if name.startswith(_AUDIT_PREFIX)}
+    tables = {name: FrameTable.of(frame)
+              for name, frame in page.tables.items() if not name.startswith(_AUDIT_PREFIX)}
+    return _templates().get_template("unit.html").render(
+        page=page, unit=page.unit, figures=figures, audits=audits, tables=tables,
+        command=reproduce_command(page.unit.id, page.profile, page.params),
+        references=page.unit.references)
 
 
 def _index_html(pages: dict[str, UnitPage]) -> str:
-    rows, classes = [], []
-    for unit in UNITS:
-        page = pages.get(unit.id)
-        if page is None:
-            status = "no registered run yet" if unit.implemented else "not built yet"
-            rows.append([f"<td>{_e(unit.id)}</td>", f"<td>{_e(unit.title)}</td>",
-                         f"<td><code>{_e(unit.primary_metric or '—')}</code></td>", "<td>—</td>",
-                         "<td>—</td>", "<td>—</td>", f'<td class="muted">{_e(status)}</td>'])
-            classes.append("muted")
-            continue
-        result = page.result
-        champion = f"v{result['champion_version']}" if result.get("champion_version") else "—"
-        newest = f" (newest v{result['version']})" if result.get("version") else ""
-        rows.append([f"<td>{_e(unit.id)}</td>", f"<td>{_e(unit.title)}</td>",
-                     f"<td><code>{_e(page.primary_metric or '—')}</code></td>", _cell(page.primary_value),
-                     f"<td>{_e(page.profile)}</td>", f"<td>{_e(champion + newest)}</td>",
-                     f'<td><a href="units/{_e(unit.id)}/index.html">{_e(unit.id)} page</a></td>'])
-        classes.append("")
-    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join([
-        "<header><h1>mlpath — results portfolio</h1>",
-        f"<p class=\"muted\">Built {_e(built)} from MLflow at <code>{_e(settings.tracking_uri())}</code>. "
-        "Each unit's page shows its newest registered run: metrics, the check against its library twin, "
-        "published reference numbers for scale, the data it used, and the command that reproduces it."
-        "</p></header>",
-        "<h2>Results</h2>",
-        _table(["unit", "title", "primary metric", "value", "profile", "champion", "page"], rows, classes),
-        "<p class=\"muted\">Quick-profile values are smoke runs on subsets; full-profile values are the "
-        "results. A new model version becomes champion only if it beats the champion on the primary "
-        "metric within the same profile.</p>",
-    ])
-    return _document("mlpath — results portfolio", body)
+    return _templates().get_template("index.html").render(
+        units=all_units(), pages=pages, tracking_uri=settings.tracking_uri(),
+        built=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))

@@ -21,14 +21,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.audit import AuditReport
 from pipeline.augment import cifar_eval_transform, cifar_train_transform
 from pipeline.data import CIFAR10_CLASSES
 from pipeline.features import Split
 from pipeline.models import ResNetSmall, SimpleCNN
-from pipeline.models.cnn import conv_output_size, pool_output_size, trace_shapes
 from pipeline.settings import mlpath_home
 from pipeline.training import TorchClassifier, TrainConfig
+from pipeline.units.unit08_cnn import SPEC
 
 SIMPLE = "Model A: simple CNN"
 RESNET = "Model B: small ResNet"
@@ -63,7 +62,7 @@ def cnn_classifiers(profile: str, seed: int, epochs: dict[str, int | None]) -> d
     for name, (factory, config) in SETTINGS[profile].items():
         config = replace(config, seed=seed, label=name,
                          epochs=epochs.get(name) or config.epochs,
-                         checkpoint_dir=str(mlpath_home() / "runs" / "unit08" / short_name(name)))
+                         checkpoint_dir=str(mlpath_home() / "runs" / SPEC.id / short_name(name)))
         models[name] = TorchClassifier(
             factory, config,
             train_transform=cifar_train_transform(torch.Generator().manual_seed(seed), normalize=False),
@@ -97,17 +96,3 @@ def predictions_figure(split: Split, y_pred: np.ndarray, n: int = 32):
     captions = [CIFAR10_CLASSES[p] if p == t else f"{CIFAR10_CLASSES[p]}\n(is {CIFAR10_CLASSES[t]})"
                 for t, p in zip(split.y_test[:n], y_pred[:n])]
     return image_grid_figure(split.X_test[:n], captions, title="Model B on test images")
-
-
-def audit_shape_arithmetic() -> AuditReport:
-    """Model A's documented shapes: the output-size formula against what torch actually produces."""
-    report = AuditReport("conv/pool output-size arithmetic vs torch")
-    conv1 = conv_output_size(32, 5)  # 28
-    pool1 = pool_output_size(conv1, 2)  # 14
-    conv2 = conv_output_size(pool1, 5)  # 10
-    pool2 = pool_output_size(conv2, 2)  # 5
-    expected = [(1, 6, conv1, conv1), (1, 6, pool1, pool1), (1, 16, conv2, conv2), (1, 16, pool2, pool2)]
-    traced = [shape for _, shape in trace_shapes(SimpleCNN(), (1, 3, 32, 32)) if len(shape) == 4]
-    actual = [s for i, s in enumerate(traced) if i == 0 or s != traced[i - 1]]  # ReLU repeats a shape
-    report.add("Model A feature-map shapes", actual == expected, f"formula {expected}, torch {actual}")
-    return report

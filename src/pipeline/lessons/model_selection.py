@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
+from pipeline.evaluation import compare_models
 from pipeline.features import with_titanic_features
 
 SELECTION_METRIC = "cv_f1_mean"
@@ -61,3 +62,30 @@ def depth_curve_model(seed: int) -> Pipeline:
 def best_depth(curve: pd.DataFrame) -> dict[str, float]:
     """The depth with the best CV accuracy on the validation curve, as a metric."""
     return {"best_depth_by_cv_accuracy": float(curve.loc[curve["cv_mean"].idxmax(), DEPTH])}
+
+
+def imbalance_demo(seed: int = 0, n_samples: int = 4000) -> pd.DataFrame:
+    """Why accuracy misleads on imbalanced data: ~95 % accuracy from a model that finds nothing.
+
+    Builds a binary problem with about 5 % positives, then evaluates a majority-class
+    baseline and logistic regression with and without ``class_weight="balanced"``.
+    Returns one row per model with test accuracy, precision, recall, f1, roc_auc: the
+    baseline scores high accuracy but zero recall; reweighting trades precision for recall.
+    """
+    from sklearn.datasets import make_classification
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    X, y = make_classification(
+        n_samples=n_samples, n_features=20, n_informative=5, weights=[0.95, 0.05], flip_y=0.0, random_state=seed
+    )
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
+    models = {
+        "majority class": DummyClassifier(strategy="most_frequent"),
+        "logistic regression": LogisticRegression(max_iter=1000),
+        "logistic regression, balanced": LogisticRegression(max_iter=1000, class_weight="balanced"),
+    }
+    table, _ = compare_models(models, X_train, y_train, X_test, y_test, cv=0, seed=seed)
+    columns = ["accuracy", "precision", "recall", "f1", "roc_auc"]
+    return table[[f"test_{c}" for c in columns]].set_axis(columns, axis=1)

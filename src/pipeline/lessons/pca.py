@@ -16,6 +16,7 @@ from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from pipeline.estimators import fit_all
 from pipeline.features import IRIS_FEATURES, Split, split_iris
 from pipeline.scratch import PCA, linear_map_demo
 
@@ -36,7 +37,8 @@ class PCAFit:
 
 
 def fit_pca(iris: pd.DataFrame, n_components: int, test_size: float, seed: int) -> PCAFit:
-    """Fit both PCAs on the features; build 'PCA(k) + logistic' and 'all features + logistic'."""
+    """Fit both PCAs on the features, and 'PCA(k) + logistic' and 'all features + logistic' on the
+    training rows."""
     X = iris[IRIS_FEATURES].to_numpy(dtype=float)
     ours = PCA(n_components=n_components).fit(X)
     theirs = SklearnPCA(n_components=n_components, svd_solver="full").fit(X)
@@ -45,8 +47,9 @@ def fit_pca(iris: pd.DataFrame, n_components: int, test_size: float, seed: int) 
             [("pca", PCA(n_components=n_components)), ("model", LogisticRegression(max_iter=1000))]),
         ON_ALL_FEATURES: LogisticRegression(max_iter=1000),
     }
-    return PCAFit(ours, theirs, X, iris["species"].to_numpy(), split_iris(iris, test_size, seed),
-                  models)
+    split = split_iris(iris, test_size, seed)
+    return PCAFit(ours, theirs, X, iris["species"].to_numpy(), split,
+                  fit_all(models, split.X_train, split.y_train))
 
 
 def variance_metrics(pca: PCA) -> dict[str, float]:

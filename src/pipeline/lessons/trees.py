@@ -20,6 +20,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier as SklearnTree
 from sklearn.tree import export_text as sklearn_export_text
 
+from pipeline.estimators import final_step
 from pipeline.features import IRIS_FEATURES, Split, with_titanic_features
 from pipeline.scratch import (
     DecisionTreeClassifier,
@@ -56,17 +57,6 @@ def titanic_models(max_depth: int | None, min_samples_split: int, seed: int) -> 
         "sklearn: SVM (RBF)": SVC(),  # decision_function gives ROC AUC; no probability calibration
     }
     return trees | {name: with_titanic_features(model) for name, model in scaled.items()}
-
-
-def fit_all(models: dict[str, object], X, y) -> dict[str, object]:
-    return {name: model.fit(X, y) for name, model in models.items()}
-
-
-def final_step(model):
-    """The estimator at the end of a pipeline, and a function giving the rows it sees."""
-    if isinstance(model, Pipeline):
-        return model[-1], model[:-1].transform
-    return model, lambda X: np.asarray(X, float)
 
 
 def feature_names(model, default: list[str]) -> list[str]:

@@ -31,23 +31,6 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid")
 INITS = ("he", "xavier")
 LR_SCHEDULES = ("constant", "step", "cosine")
 
-# 784-512-256-10 ReLU, SGD with momentum 0.9, cosine decay from 0.05, random shifts of up to
-# 2 px, about 2 s/epoch on a 2-core CPU. The shifts were chosen on a validation split of the
-# training images, not on the test set: benchmarks/unit07_shift_validation.py.
-UNIT07_FULL = {
-    "hidden": (512, 256),
-    "activation": "relu",
-    "init": "auto",
-    "epochs": 20,
-    "batch_size": 128,
-    "lr": 0.05,
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "lr_schedule": "cosine",
-    "max_shift": 2,
-    "seed": 0,
-}
-UNIT07_QUICK = {**UNIT07_FULL, "epochs": 10}
 
 
 class NeuralNetwork:
@@ -334,8 +317,9 @@ def predict_logits(net: NeuralNetwork, X, chunk_size: int = 4096) -> np.ndarray:
 class NumpyMLPClassifier(ClassifierMixin, ModelAdapter):
     """Multilayer perceptron classifier on `NeuralNetwork`, with the scikit-learn contract.
 
-    Defaults are ``UNIT07_FULL`` without its shift augmentation, which only makes sense for
-    images: 98.3 % on the full MNIST as they are, 98.9 % with ``max_shift=2``.
+    Defaults are Unit 7's full settings (``pipeline.lessons.mnist_mlp.FULL``) without its shift
+    augmentation, which only makes sense for images: 98.3 % on the full MNIST as they are, 98.9 %
+    with ``max_shift=2``.
 
     Parameters
     ----------

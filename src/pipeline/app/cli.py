@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline import units as curriculum
+from pipeline import units
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -64,7 +64,7 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 
 def cmd_list() -> int:
-    rows = [[u.id, u.title, "yes" if u.implemented else "no"] for u in curriculum.UNITS]
+    rows = [[u.id, u.title, "yes" if u.implemented else "no"] for u in units.all_units()]
     _print_table("mlpath units", ["unit", "title", "implemented"], rows)
     return EXIT_OK
 
@@ -73,7 +73,7 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
     from pipeline.params import build_params, parse_assignments
 
     try:
-        selected = curriculum.resolve_selection(unit_names)
+        selected = units.resolve_selection(unit_names)
         overrides = parse_assignments(assignments)
         build_params([u.id for u in selected], profile, overrides)  # fail fast, before Prefect starts
     except (LookupError, ValueError) as exc:
@@ -106,7 +106,7 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
 def cmd_results(as_json: bool) -> int:
     from pipeline.registry import latest_results
 
-    results = latest_results([u.id for u in curriculum.UNITS])
+    results = latest_results([u.id for u in units.all_units()])
     if as_json:
         print(json.dumps(results, indent=2))
         return EXIT_OK
@@ -119,21 +119,21 @@ def cmd_results(as_json: bool) -> int:
 
 
 def cmd_report(out: Path | None) -> int:
-    from pipeline.portfolio import build_site, default_site_dir
+    from pipeline.app.site import build_site, default_site_dir
 
     print(f"portfolio: {build_site(out or default_site_dir()).resolve().as_uri()}")
     return EXIT_OK
 
 
 def cmd_progress() -> int:
-    from pipeline.curriculum import print_progress, progress
+    from pipeline.app.progress import print_progress, progress
 
     print_progress(progress())
     return EXIT_OK
 
 
 def cmd_deploy(api_url: str | None) -> int:
-    from pipeline.deploy import DeploymentError, apply_deployments
+    from pipeline.app.deploy import DeploymentError, apply_deployments
 
     try:
         print("\n".join(apply_deployments(api_url)))
@@ -144,7 +144,7 @@ def cmd_deploy(api_url: str | None) -> int:
 
 
 def cmd_ui(prefect_port: int, mlflow_port: int, deploy: bool) -> int:
-    from pipeline.services import start_ui
+    from pipeline.app.services import start_ui
 
     return start_ui(prefect_port, mlflow_port, deploy=deploy)
 

@@ -1,0 +1,247 @@
+"""Prefect deployments, generated from the unit specs, applied to a Prefect server.
+
+``render_prefect_yaml`` writes the deployments from the specs (``pipeline.units``): every built
+unit's retraining deployment on its ``schedule``, the whole path, and a drift monitor for every
+spec with a ``monitor``, all on the process work pool ``mlpath-process``. The committed
+``deployments/prefect.yaml`` is that text (``make deployments`` rewrites it; a test fails when it is
+stale), so a reader sees what gets applied. ``apply_deployments`` creates the pool when it is
+missing and runs ``prefect deploy --all`` from the repository root on the text rendered now, so a
+unit whose spec was just added or changed is deployed as declared. Prefect is imported only inside
+the functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from pipeline import settings
+from pipeline.units import UnitSpec, all_units, get_unit
+
+WORK_POOL = "mlpath-process"
+PREFECT_FILE = Path("deployments") / "prefect.yaml"
+RETRAINING_TAG = "retraining"
+
+
+class DeploymentError(RuntimeError):
+    """The deployments could not be applied (no server, bad prefect.yaml, a flow that fails to load)."""
+
+
+def project_dir() -> Path:
+    """The repository root holding ``deployments/prefect.yaml`` (deployments need a source checkout)."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / PREFECT_FILE).is_file():
+        raise DeploymentError(f"{PREFECT_FILE} not found under {root}: deployments run from a source "
+                              "checkout of mlpath (pip install -e .)")
+    return root
+
+
+_HEADER = """\
+# mlpath deployments: every unit flow, the whole path and the drift monitors, on one process work pool.
+#
+# GENERATED from the unit specs (src/pipeline/units/) by `make deployments`; do not edit by hand.
+# A unit's schedule is its spec's `schedule`, its drift monitor the spec's `monitor`; change the
+# spec and run `make deployments` (tests/test_units.py fails while this file is stale).
+#
+# Apply with `mlpath deploy` (or `make deploy`; `mlpath ui` applies it too). That creates the work pool
+# if it is missing and runs, from the repository root,
+#     prefect --no-prompt deploy --all --prefect-file $MLPATH_HOME/deployments/prefect.yaml
+# where that file is this text, rendered from the specs at that moment,
+# against PREFECT_API_URL. Runs execute on a worker for the pool:
+#     prefect worker start --pool mlpath-process
+#
+# Parameters default to the full profile; a run from the UI or `prefect deployment run` can change
+# them (the form is each unit's typed parameters). Schedules are cron strings in UTC, fields
+# "minute hour day-of-month month day-of-week": "0 2 * * 1" is Mondays at 02:00; `active: false`
+# keeps a schedule but pauses it. The UI can pause or edit one too (Deployments -> the deployment ->
+# Schedules) until the deployments are applied again, which `mlpath ui` does each time it starts
+# (`mlpath ui --no-deploy` keeps the UI's edits). A scheduled run is an ordinary run: its model
+# becomes @champion only if it beats the current champion (pipeline.registry.promote_if_better),
+# else it is registered as @challenger.
+
+name: mlpath
+prefect-version: {prefect_version}
+
+# Runs start in the folder the deployments were applied from (the repository root), so a run sees
+# the same code and relative paths (the default MLPATH_HOME, ./.mlpath) as `mlpath run` there.
+# The build step records that folder when the file is applied.
+build:
+  - prefect.deployments.steps.run_shell_script:
+      id: project
+      script: pwd
+      stream_output: false
+
+push: null
+
+pull:
+  - prefect.deployments.steps.set_working_directory:
+      directory: "{{{{ project.stdout }}}}"
+
+definitions:
+  work_pool: &pool
+    name: {work_pool}
+    work_queue_name: default
+  # A unit's retraining deployment: full profile, one run at a time (champion promotion reads then
+  # sets the alias, so two runs of one unit must not finish together).
+  unit: &unit
+    name: retrain
+    tags: [mlpath, {retraining_tag}]
+    work_pool: *pool
+    concurrency_limit: 1
+    parameters: {{params: {{profile: full}}}}
+
+deployments:
+"""
+PREFECT_VERSION = "3.9.1"
+
+
+def _schedule(cron: str, active: bool = True) -> str:
+    return f"[{{cron: {json.dumps(cron)}, timezone: UTC{'' if active else ', active: false'}}}]"
+
+
+def render_prefect_yaml(units: tuple[UnitSpec, ...] | None = None) -> str:
+    """The deployments of ``units`` (default: every unit of the path) as prefect.yaml text."""
+    units = all_units() if units is None else units
+    built = [unit for unit in units if unit.implemented]
+    lines = [_HEADER.format(prefect_version=PREFECT_VERSION, work_pool=WORK_POOL,
+                            retraining_tag=RETRAINING_TAG).rstrip("\n")]
+    lines.append("  # unit flows: name \"<flow-name>/retrain\", e.g. unit06-evaluation/retrain")
+    for unit in built:
+        entry = f"  - {{<<: *unit, entrypoint: {json.dumps(unit.flow)}"
+        if unit.schedule is not None:
+            if unit.schedule.why:
+                lines.append(f"  # {unit.id}: {unit.schedule.why}")
+            entry += f", schedules: {_schedule(unit.schedule.cron, unit.schedule.active)}"
+        lines.append(entry + "}")
+    lines += ["",
+              "  # every built unit, one after another (no schedule: the unit deployments retrain on their own)",
+              "  - name: full",
+              '    entrypoint: "flows.learning_path:learning_path"',
+              "    tags: [mlpath]",
+              "    work_pool: *pool",
+              "    concurrency_limit: 1",
+              "    parameters: {profile: full}"]
+    for unit in built:
+        if unit.monitor is None:
+            continue
+        monitor = unit.monitor
+        lines += ["",
+                  "  # drift-triggered retraining: compares a recent batch with the training reference and, past",
+                  "  # the threshold, runs the unit's retraining deployment. Point recent_path at your serving window.",
+                  f"  - name: {monitor.dataset}-{unit.id}",
+                  '    entrypoint: "flows.monitoring:drift_monitor"',
+                  "    tags: [mlpath, monitoring]",
+                  "    work_pool: *pool",
+                  f"    parameters: {{unit: {unit.id}, dataset: {monitor.dataset}, "
+                  f"threshold: {monitor.threshold}}}",
+                  f"    schedules: {_schedule(monitor.cron)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_prefect_yaml(path: Path | None = None) -> Path:
+    """Write ``render_prefect_yaml()`` to ``path`` (default: the checkout's deployments/prefect.yaml)."""
+    path = path or project_dir() / PREFECT_FILE
+    path.write_text(render_prefect_yaml(), encoding="utf-8")
+    return path
+
+
+def deployment_specs(prefect_text: str | None = None) -> list[dict[str, Any]]:
+    """The ``deployments`` entries of prefect.yaml text (default: rendered from the specs now),
+    anchors and merge keys resolved."""
+    import yaml
+
+    return yaml.safe_load(prefect_text if prefect_text is not None else render_prefect_yaml())["deployments"]
+
+
+def _flow_name(entrypoint: str) -> str:
+    module, _, name = entrypoint.partition(":")
+    return getattr(importlib.import_module(module), name).name
+
+
+def retraining_deployment(unit_id: str) -> str:
+    """``"<flow-name>/<deployment-name>"`` of the unit's retraining deployment."""
+    unit = get_unit(unit_id)
+    for spec in deployment_specs():
+        if spec["entrypoint"] == unit.flow and RETRAINING_TAG in spec.get("tags", []):
+            return f"{_flow_name(unit.flow)}/{spec['name']}"
+    raise DeploymentError(f"{unit_id} has no retraining deployment: its spec names no flow")
+
+
+def _api_url(api_url: str | None) -> str:
+    url = api_url or os.environ.get("PREFECT_API_URL")
+    if not url:
+        raise DeploymentError("no Prefect server to deploy to: start one with `mlpath ui` (which applies "
+                              "the deployments itself) or set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api")
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
+            pass
+    except OSError as exc:
+        raise DeploymentError(f"the Prefect server at {url} does not answer ({exc}); is it running?") from exc
+    return url
+
+
+def _ensure_work_pool(client, name: str) -> None:
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    try:
+        client.read_work_pool(name)
+    except ObjectNotFound:
+        try:
+            client.create_work_pool(WorkPoolCreate(
+                name=name, type=ProcessWorker.type,
+                base_job_template=ProcessWorker.get_default_base_job_template()))
+        except ObjectAlreadyExists:  # a worker started beside us created it first
+            pass
+
+
+def _deployment_names(client) -> list[str]:
+    from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
+
+    deployments = client.read_deployments(
+        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[WORK_POOL])))
+    flows = {d.flow_id: client.read_flow(d.flow_id).name for d in deployments}
+    return sorted(f"{flows[d.flow_id]}/{d.name}" for d in deployments)
+
+
+def apply_deployments(api_url: str | None = None, timeout: float = 600) -> list[str]:
+    """Create the work pool if missing and apply the deployments rendered from the specs (written to
+    ``MLPATH_HOME/deployments/prefect.yaml``); returns ``flow/deployment`` names.
+
+    ``api_url`` defaults to ``$PREFECT_API_URL``. Raises DeploymentError with Prefect's output
+    when ``prefect deploy`` fails.
+    """
+    settings.configure_environment()
+    url = _api_url(api_url)
+    root = project_dir()
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        _ensure_work_pool(client, WORK_POOL)
+        env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": os.environ["PREFECT_HOME"]}
+        rendered = settings.mlpath_home() / "deployments" / "prefect.yaml"
+        rendered.parent.mkdir(parents=True, exist_ok=True)
+        rendered.write_text(render_prefect_yaml(), encoding="utf-8")
+        command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
+                   "--prefect-file", str(rendered)]
+        try:
+            done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise DeploymentError(f"`prefect deploy` took longer than {timeout:.0f} s") from exc
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip()[-4000:]
+            raise DeploymentError(f"`prefect deploy --all` failed (exit {done.returncode}):\n{output}")
+        return _deployment_names(client)
+
+
+if __name__ == "__main__":  # `make deployments`
+    print(f"wrote {write_prefect_yaml()}")

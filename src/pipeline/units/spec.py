@@ -1,0 +1,148 @@
+"""What a unit declares about itself, once: ``UnitSpec`` and the small records it holds.
+
+A unit's spec is the only place its facts live. The CLI (``mlpath list``, ``run``, ``--set``),
+``mlpath progress``, the results site, the generated deployments and the drift monitor all read
+specs; none keeps a list of units of its own. Importing this module is cheap (dataclasses and the
+parameter base class, no torch, pandas, MLflow or Prefect), so ``mlpath list`` stays fast.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from pipeline.params import UnitParams
+
+PHASES = {
+    1: "Mathematical foundations",
+    2: "Classical machine learning",
+    3: "Deep learning",
+    4: "ML in production",
+    5: "System design and portfolio",
+}
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_CRON_FIELDS = 5
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published number to set beside ours: what it measures, the value as published, where.
+
+    ``metric`` is our MLflow metric it compares with, if any. We did not measure these; their data
+    or split may differ from ours.
+    """
+
+    quantity: str
+    value: str
+    source: str
+    metric: str | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A "try next" experiment: parameter overrides to run with, and what to look for."""
+
+    overrides: tuple[str, ...]  # ("max_depth=12",): each one a --set
+    look_for: str
+
+    def command(self, unit_id: str, profile: str = "quick") -> str:
+        sets = " ".join(f"--set {shlex.quote(o)}" for o in self.overrides)
+        return f"mlpath run {unit_id} --profile {profile} {sets}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a unit retrains: a cron string in UTC ("0 2 * * 1" is Mondays at 02:00).
+
+    ``active=False`` keeps the schedule but pauses it; ``why`` is said beside it in prefect.yaml.
+    """
+
+    cron: str
+    active: bool = True
+    why: str = ""
+
+    def __post_init__(self):
+        if len(self.cron.split()) != _CRON_FIELDS:
+            raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {self.cron!r}")
+
+
+@dataclass(frozen=True)
+class DriftMonitor:
+    """Watch one of the unit's datasets for drift and retrain the unit past ``threshold`` (PSI)."""
+
+    dataset: str
+    threshold: float = 0.2
+    cron: str = "0 6 * * *"
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """One unit of the path, declared once.
+
+    ``flow`` is ``"module:function"`` of its Prefect flow, or None while the unit is planned.
+    ``primary_metric`` (with ``greater_is_better``) is the MLflow metric that decides champion and
+    challenger. ``params`` is the flow's typed parameter model (the ``--set`` keys and the Prefect
+    form). ``notes`` and ``notebook`` are paths from the repository root. ``number`` orders the
+    path (the capstone comes last).
+    """
+
+    id: str
+    number: int
+    title: str
+    phase: int
+    topics: tuple[str, ...]
+    challenge: str
+    params: type[UnitParams] = UnitParams
+    flow: str | None = None
+    datasets: tuple[str, ...] = ()
+    primary_metric: str | None = None
+    greater_is_better: bool = True
+    schedule: Schedule | None = None
+    references: tuple[Reference, ...] = ()
+    notes: str | None = None
+    notebook: str | None = None
+    try_next: tuple[Experiment, ...] = ()
+    monitor: DriftMonitor | None = None
+
+    def __post_init__(self):
+        problems = []
+        if not _ID.match(self.id):
+            problems.append(f"id must be lowercase letters, digits and underscores, got {self.id!r}")
+        if self.phase not in PHASES:
+            problems.append(f"phase must be one of {sorted(PHASES)}, got {self.phase}")
+        if self.flow is not None:
+            if ":" not in self.flow:
+                problems.append(f"flow must be 'module:function', got {self.flow!r}")
+            if not self.primary_metric:
+                problems.append("a built unit (flow set) needs a primary_metric")
+            if not self.datasets:
+                problems.append("a built unit (flow set) needs its datasets")
+        if self.monitor is not None and self.monitor.dataset not in self.datasets:
+            problems.append(f"monitor.dataset {self.monitor.dataset!r} is not one of the unit's datasets")
+        if not issubclass(self.params, UnitParams):
+            problems.append("params must subclass pipeline.params.UnitParams")
+        if problems:
+            raise ValueError(f"unit spec {self.id!r}: " + "; ".join(problems))
+
+    @property
+    def implemented(self) -> bool:
+        return self.flow is not None
+
+    @property
+    def model_name(self) -> str:
+        """The MLflow registered model and experiment name."""
+        return f"mlpath-{self.id}"
+
+    @property
+    def flow_module(self) -> str:
+        return self.flow.partition(":")[0] if self.flow else ""
+
+    def load_flow(self):
+        """The Prefect flow object (imports the flow module, hence Prefect)."""
+        import importlib
+
+        if self.flow is None:
+            raise ValueError(f"{self.id} is not built yet: its spec names no flow")
+        module, _, name = self.flow.partition(":")
+        return getattr(importlib.import_module(module), name)
