@@ -46,8 +46,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Re-execute every unit's notebook from its jupytext source (notebooks/unitNN_*.py, quick data) and
+# rewrite the paired .ipynb with the outputs; `make test` checks each pair is in sync and runs.
+.PHONY: notebooks
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/build.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tasks flows tests benchmarks
+	$(BIN)/ruff check src tasks flows tests benchmarks notebooks
 
 # Prefect (server + worker, deployments applied) and MLflow UIs on MLPATH_HOME; Ctrl-C stops all.
 PREFECT_PORT ?= 4200
