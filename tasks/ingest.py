@@ -29,5 +29,7 @@ def ingest(name: str, profile: str, seed: int = 0, files: dict[str, str] | None 
     mine = {key.split("/", 1)[1]: path for key, path in (files or {}).items()
             if key.split("/", 1)[0] == name}
     dataset = load_dataset(name, profile, seed=seed, files=mine or None)
-    run_logger().info("ingested %s: %s", name, dataset.ref.as_dict())
+    ref = dataset.ref
+    run_logger().info("ingested %s (%s): %d rows from %s, version %s", name, ref.profile, ref.rows,
+                      ref.source, ref.version[:10])
     return dataset

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 
 from pipeline.drift import FEATURES, DriftReport, drift_report
-from tasks import run_logger
+from tasks import run_logger, table_rows
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 8], task_run_name="read-batch")
@@ -22,8 +22,8 @@ def measure_drift(dataset: str, reference: pd.DataFrame, recent: pd.DataFrame, t
                   source: str) -> DriftReport:
     """Per-feature PSI (and KS for numbers), published as a table and a markdown summary artifact."""
     report = drift_report(reference, recent, FEATURES[dataset], threshold)
-    rows = report.table.round(6).astype(object).where(report.table.notna(), None).to_dict("records")
-    create_table_artifact(rows, key=f"drift-{dataset}", description=f"{dataset}: drift per feature")
+    create_table_artifact(table_rows(report.table), key=f"drift-{dataset}",
+                          description=f"{dataset}: drift per feature")
     verdict = (f"**drift** in {', '.join(report.drifted_features)}" if report.drifted else "no drift")
     create_markdown_artifact(
         f"## Drift of {dataset}: {verdict}\n\nRecent batch: {source} ({report.recent_rows} rows) against "
@@ -39,5 +39,5 @@ def measure_drift(dataset: str, reference: pd.DataFrame, recent: pd.DataFrame, t
 def trigger_retraining(deployment: str, reason: str) -> str:
     """Start a run of the retraining deployment without waiting for it; returns its flow-run id."""
     run = run_deployment(name=deployment, timeout=0, tags=["drift-triggered"])
-    run_logger().info("started %s (flow run %s): %s", deployment, run.id, reason)
+    run_logger().info("started %s as flow run %s: %s", deployment, run.name, reason)
     return str(run.id)

@@ -1,4 +1,9 @@
-"""Register: the MLflow run and model version (champion/challenger), and the Prefect artifacts."""
+"""Register: the MLflow run and model version (champion/challenger), and the Prefect artifacts.
+
+The MLflow run is named ``<unit>-<profile>-<flow run name>`` and tagged with the Prefect flow run
+(id, name, deployment, and its UI URL when a Prefect server is configured), so each leads to the
+other; ``pipeline.registry`` gets these as plain strings and never imports Prefect.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,15 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipeline.registry import Registration, log_unit_run
+from pipeline.registry import (
+    PREFECT_FLOW_RUN_ID,
+    PREFECT_FLOW_RUN_NAME,
+    PREFECT_FLOW_RUN_URL,
+    Registration,
+    log_unit_run,
+)
 from pipeline.report import UnitReport
-from tasks import run_logger
+from tasks import run_logger, table_rows
 
 
 def _artifact_key(*parts: str) -> str:
@@ -19,18 +30,51 @@ def _artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
 
 
+def prefect_context(report: UnitReport) -> tuple[str | None, dict[str, str]]:
+    """The MLflow run name and tags from the Prefect flow run this runs in; (None, {}) outside one.
+
+    The flow run's UI URL is tagged only when a Prefect server is configured (``PREFECT_UI_URL``,
+    derived from ``PREFECT_API_URL``): an ephemeral API is gone once the run ends.
+    """
+    from prefect.runtime import deployment, flow_run
+    from prefect.settings import PREFECT_UI_URL
+
+    run_id = flow_run.get_id()
+    if not run_id:
+        return None, {}
+    name = flow_run.get_name() or run_id
+    tags = {PREFECT_FLOW_RUN_ID: str(run_id), PREFECT_FLOW_RUN_NAME: name,
+            "prefect.flow_name": flow_run.get_flow_name() or ""}
+    try:  # the deployment's name is read from the API; the run is logged without it if that fails
+        if deployment.get_name():
+            tags["prefect.deployment"] = f"{flow_run.get_flow_name()}/{deployment.get_name()}"
+    except Exception:  # noqa: BLE001 - a tag is not worth failing the registration for
+        pass
+    ui_url = PREFECT_UI_URL.value()
+    if ui_url:
+        tags[PREFECT_FLOW_RUN_URL] = f"{ui_url.rstrip('/')}/flow-runs/flow-run/{run_id}"
+    return f"{report.unit}-{report.params.get('profile', '')}-{name}", tags
+
+
 def publish_artifacts(report: UnitReport, registration: Registration) -> None:
-    """A markdown summary, the metrics as a table, and the figures embedded as images."""
+    """A markdown summary, the metrics and the report's tables as tables, the figures as images."""
     unit = report.unit
-    header = (f"MLflow run `{registration.run_id}` in experiment `{registration.experiment}`"
-              + (f"; model `{registration.model_name}` v{registration.version} "
-                 f"@{registration.alias}" if registration.version else ""))
+    run = (f"[{registration.run_name}]({registration.run_url})" if registration.run_url
+           else f"`{registration.run_name}`")
+    header = (f"MLflow run {run} in experiment `{registration.experiment}`"
+              + (f"; model `{registration.model_name}` v{registration.version} @{registration.alias}"
+                 + (f": {registration.reason}" if registration.reason else "")
+                 if registration.version else ""))
     create_markdown_artifact(header + "\n\n" + report.summary_markdown(),
                              key=_artifact_key(unit, "summary"), description=f"{unit} run summary")
-    create_table_artifact([{"metric": k, "value": round(v, 6)} for k, v in sorted(report.metrics.items())],
+    create_table_artifact(table_rows([{"metric": k, "value": v} for k, v in sorted(report.metrics.items())]),
                           key=_artifact_key(unit, "metrics"), description=f"{unit} metrics")
+    for name, table in report.tables.items():
+        create_table_artifact(table_rows(table), key=_artifact_key(unit, "table", name),
+                              description=f"{unit}: {name}")
     if report.figures:
         images = [f"### {name}\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+                  + (f"\n\n{report.captions[name]}" if report.captions.get(name) else "")
                   for name, png in report.figures.items()]
         create_markdown_artifact("\n\n".join(images), key=_artifact_key(unit, "plots"),
                                  description=f"{unit} figures")
@@ -39,9 +83,10 @@ def publish_artifacts(report: UnitReport, registration: Registration) -> None:
 @task(cache_policy=NO_CACHE, task_run_name="register-{report.unit}")
 def register(report: UnitReport) -> dict:
     """Log the run, register the model, publish artifacts; returns the unit's outcome."""
-    registration = log_unit_run(report)
+    run_name, tags = prefect_context(report)
+    registration = log_unit_run(report, run_name=run_name, tags=tags)
     publish_artifacts(report, registration)
-    run_logger().info("%s: %s = %.4f -> %s", report.unit, report.primary_metric,
-                          report.primary_value, registration.as_dict())
+    run_logger().info("%s: %s %.4f → %s; MLflow run %s", report.unit, report.primary_metric,
+                      report.primary_value, registration.describe(), registration.run_name)
     return {"unit": report.unit, "status": "succeeded", "primary_metric": report.primary_metric,
             "value": report.primary_value, **registration.as_dict()}

@@ -10,7 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from pipeline.app.cli import main
+from pipeline.app.cli import main, run_table
+from pipeline.app.progress import outline
 from pipeline.units import all_units
 
 from conftest import MIRROR
@@ -56,6 +57,32 @@ def test_unknown_profile_exits_2(capsys):
         main(["run", "unit01", "--profile", "huge"])
     assert exc.value.code == 2
     assert "choose from 'quick', 'full'" in capsys.readouterr().err
+
+
+def test_run_table_says_why_a_version_is_challenger_and_shows_errors_only_on_failure():
+    won = {"unit": "unit01", "status": "succeeded", "primary_metric": "test_accuracy", "value": 1.0,
+           "version": "2", "alias": "challenger", "reason": "tied champion v1 at 1.0000 (quick)",
+           "run_name": "unit01-quick-amber-moose"}
+    columns, rows = run_table([won])
+    assert "error" not in columns
+    assert dict(zip(columns, rows[0])) == {
+        "unit": "unit01", "status": "succeeded", "metric": "test_accuracy", "value": "1.0000",
+        "model": "v2 @challenger", "why": "tied champion v1 at 1.0000 (quick)",
+        "MLflow run": "unit01-quick-amber-moose"}
+    failed = {"unit": "unit04", "status": "failed", "primary_metric": "test_accuracy",
+              "error": "DataValidationError: 2 expectations failed\ndetails"}
+    columns, rows = run_table([won, failed])
+    assert columns[-1] == "error" and rows[0][-1] == ""
+    assert dict(zip(columns, rows[1]))["error"] == "DataValidationError: 2 expectations failed"
+
+
+def test_progress_compact_prints_one_line_per_item(fresh_home, capsys):
+    assert main(["progress", "--compact"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    items = outline()
+    assert len(lines) == len(items) + 1 and lines[0].startswith("mlpath progress: ")
+    for line, item in zip(lines[1:], items):
+        assert line.split()[0] == item.id and item.title in line
 
 
 def mlpath(*args: str) -> subprocess.CompletedProcess:

@@ -24,11 +24,21 @@ from pipeline.app.deploy import (
     DeploymentError,
     apply_deployments,
     deployment_specs,
+    describe_cron,
     project_dir,
     retraining_deployment,
 )
-from pipeline.app.services import ServiceStartError, _alive, _descendants, free_port, local_services, stop_process
-from pipeline.units import implemented_units
+from pipeline.app.services import (
+    ServiceStartError,
+    _alive,
+    _descendants,
+    format_links,
+    free_port,
+    local_services,
+    stop_process,
+    ui_links,
+)
+from pipeline.units import get_unit, implemented_units
 
 QUICK = {"params": {"profile": "quick", "cv_folds": 0}}
 RUN_TIMEOUT_S = 240
@@ -61,8 +71,55 @@ def test_path_and_monitor_deployments_default_to_the_full_run():
     assert monitor["parameters"]["unit"] == "unit06" and monitor["schedules"]
 
 
+def test_each_deployment_has_its_own_name_and_a_description_from_the_spec():
+    specs = deployment_specs()
+    names = [spec["name"] for spec in specs]
+    assert len(set(names)) == len(names)
+    by_name = {spec["name"]: spec for spec in specs}
+    for unit in implemented_units():
+        spec = by_name[f"retrain-{unit.id}"]
+        assert spec["entrypoint"] == unit.flow
+        assert spec["description"].startswith(f"Unit {unit.number}: {unit.title}. Retrains on the full profile ")
+        assert "None" not in spec["description"]
+    unit08 = get_unit("unit08")
+    assert by_name["retrain-unit08"]["description"] == (
+        f"Unit 8: {unit08.title}. Retrains on the full profile Sundays at 05:00 UTC: {unit08.schedule.why}. "
+        "A new model becomes @champion only if it beats the current one, else @challenger.")
+    assert by_name["titanic-unit06"]["description"] == (
+        "Drift monitor for unit06, daily at 06:00 UTC: compares a recent titanic batch with the unit's "
+        "training reference and, past PSI 0.2, runs its retraining deployment `retrain-unit06`.")
+    assert by_name["full"]["description"].startswith("The whole path: every built unit")
+
+
+@pytest.mark.parametrize("cron, words", [
+    ("0 3 * * 1", "Mondays at 03:00 UTC"), ("30 5 * * 0", "Sundays at 05:30 UTC"),
+    ("0 6 * * *", "daily at 06:00 UTC"), ("*/15 * * * *", 'on cron "*/15 * * * *" (UTC)'),
+])
+def test_cron_in_words(cron, words):
+    assert describe_cron(cron) == words
+
+
+def test_ui_links_open_the_runs_deployments_and_mlflow_model_training_view():
+    from pipeline import registry
+    from pipeline.app import services
+
+    links = ui_links("http://127.0.0.1:4200", "http://127.0.0.1:5000/")
+    assert links == [
+        ("Prefect flow runs", "http://127.0.0.1:4200/runs"),
+        ("Prefect deployments", "http://127.0.0.1:4200/deployments"),
+        ("MLflow experiments", "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"),
+        ("MLflow models", "http://127.0.0.1:5000/#/models?workflowType=machine_learning"),
+    ]
+    assert ui_links("http://127.0.0.1:4200", None) == links[:2]
+    assert format_links(links).splitlines()[2] == (
+        "MLflow experiments:   http://127.0.0.1:5000/#/experiments?workflowType=machine_learning")
+    # services cannot import the registry (pandas), so the two keep the same names by hand
+    assert (services.MLFLOW_UI_ENV, services.MODEL_TRAINING_VIEW) == (registry.MLFLOW_UI_ENV,
+                                                                      registry.MODEL_TRAINING_VIEW)
+
+
 def test_retraining_deployment_names_flow_and_deployment():
-    assert retraining_deployment("unit06") == "unit06-evaluation/retrain"
+    assert retraining_deployment("unit06") == "unit06-evaluation/retrain-unit06"
     with pytest.raises(DeploymentError, match="unit02 has no retraining deployment"):
         retraining_deployment("unit02")
 
@@ -163,13 +220,16 @@ def _client():
 @pytest.mark.slow
 def test_deployments_are_listed_with_schedules(stack):
     services, names = stack
-    assert set(names) == {"unit01-pca/retrain", "unit04-decision-trees/retrain", "unit06-evaluation/retrain",
-                          "unit07-numpy-mlp/retrain", "unit08-cnn/retrain", "learning-path/full",
-                          "drift-monitor/titanic-unit06"}
+    assert set(names) == {"unit01-pca/retrain-unit01", "unit04-decision-trees/retrain-unit04",
+                          "unit06-evaluation/retrain-unit06", "unit07-numpy-mlp/retrain-unit07",
+                          "unit08-cnn/retrain-unit08", "learning-path/full", "drift-monitor/titanic-unit06"}
     with _client() as client:
-        unit06 = client.read_deployment_by_name("unit06-evaluation/retrain")
-        unit08 = client.read_deployment_by_name("unit08-cnn/retrain")
+        unit06 = client.read_deployment_by_name("unit06-evaluation/retrain-unit06")
+        unit08 = client.read_deployment_by_name("unit08-cnn/retrain-unit08")
+        monitor = client.read_deployment_by_name("drift-monitor/titanic-unit06")
     assert unit06.work_pool_name == WORK_POOL and unit06.parameters == {"params": {"profile": "full"}}
+    assert unit06.description.startswith("Unit 6: ") and "Sundays at 05:00 UTC: the full run" in unit08.description
+    assert monitor.description.startswith("Drift monitor for unit06")
     assert [(s.schedule.cron, s.active) for s in unit06.schedules] == [("0 3 * * 1", True)]
     assert [(s.schedule.cron, s.active) for s in unit08.schedules] == [("0 5 * * 0", True)]
     assert unit06.pull_steps == [{"prefect.deployments.steps.set_working_directory": {
@@ -177,7 +237,7 @@ def test_deployments_are_listed_with_schedules(stack):
     # `mlpath ui` applies the file on every start: applying again updates, it does not duplicate
     assert apply_deployments(services.prefect_api_url) == names
     with _client() as client:
-        again = client.read_deployment_by_name("unit06-evaluation/retrain")
+        again = client.read_deployment_by_name("unit06-evaluation/retrain-unit06")
     assert again.id == unit06.id and len(again.schedules) == 1
     with urllib.request.urlopen(f"{services.mlflow_url}/health", timeout=10) as response:
         assert response.status == 200
@@ -190,24 +250,32 @@ def test_deployments_are_listed_with_schedules(stack):
 def test_deployment_runs_register_and_a_run_that_does_not_win_keeps_the_champion(stack):
     from prefect.deployments import run_deployment
 
-    from pipeline.registry import latest_results
+    from pipeline.registry import client, latest_results
 
     services, _ = stack
-    first = run_deployment("unit01-pca/retrain", parameters=QUICK, timeout=RUN_TIMEOUT_S)
+    first = run_deployment("unit01-pca/retrain-unit01", parameters=QUICK, timeout=RUN_TIMEOUT_S)
     assert first.state.is_completed(), first.state
     outcome = first.state.result()
     assert (outcome["unit"], outcome["version"], outcome["alias"]) == ("unit01", "1", "champion")
     registered = latest_results(["unit01"])["unit01"]
     assert registered["run_id"] == outcome["run_id"] and registered["profile"] == "quick"
     assert registered["metrics"]["test_accuracy"] == pytest.approx(outcome["value"])
+    # the MLflow run and the Prefect flow run lead to each other
+    run = client().get_run(outcome["run_id"])
+    assert run.info.run_name == outcome["run_name"] == f"unit01-quick-{first.name}"
+    assert run.data.tags["prefect.flow_run_id"] == str(first.id)
+    assert run.data.tags["prefect.flow_run_url"] == f"{services.prefect_url}/flow-runs/flow-run/{first.id}"
+    assert run.data.tags["prefect.deployment"] == "unit01-pca/retrain-unit01"
+    assert outcome["run_url"].startswith(f"{services.mlflow_url}/#/experiments/")
 
     # the same data and seed give the same accuracy: not strictly better, so it stays challenger
-    second = run_deployment("unit01-pca/retrain", parameters=QUICK, timeout=RUN_TIMEOUT_S)
+    second = run_deployment("unit01-pca/retrain-unit01", parameters=QUICK, timeout=RUN_TIMEOUT_S)
     assert second.state.is_completed(), second.state
     assert second.deployment_id == first.deployment_id
     retrained = second.state.result()
     assert (retrained["version"], retrained["alias"]) == ("2", "challenger")
     assert retrained["champion_before"] == pytest.approx(outcome["value"])
+    assert retrained["reason"] == f"tied champion v1 at {outcome['value']:.4f} (quick)"
     registered = latest_results(["unit01"])["unit01"]
     assert (registered["version"], registered["champion_version"], registered["aliases"]) == ("2", "1", ["challenger"])
 
@@ -235,7 +303,7 @@ def test_drift_past_the_threshold_triggers_the_retraining_deployment(stack, tmp_
     from flows.monitoring import drift_monitor
 
     with _client() as client:
-        deployment = client.read_deployment_by_name("unit06-evaluation/retrain")
+        deployment = client.read_deployment_by_name("unit06-evaluation/retrain-unit06")
 
         def triggered_runs() -> list:
             """unit06's runs that its cron schedule did not create."""

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.app.progress import PHASE5_ITEMS, outline, progress, render_progress
+from pipeline.app.progress import PHASE5_ITEMS, compact_progress, outline, progress, render_progress
 from pipeline.registry import log_unit_run
 from pipeline.report import UnitReport
 from pipeline.units import all_units
@@ -87,3 +87,17 @@ def test_render_shows_boxes_and_literal_brackets(tmp_path):
     assert "[x]" in text and "[ ]" in text and "n/a" in text
     assert "test_accuracy 1.0000 (full, v3)" in text
     assert "Phase 5" in text and "System design and portfolio" in text
+
+
+def test_compact_is_one_line_per_item_with_boxes_title_and_latest_run(tmp_path):
+    results = {"unit01": {"primary_metric": "test_accuracy", "metrics": {"test_accuracy": 1.0},
+                          "version": "3", "profile": "full"}}
+    rows = progress(results=results, root=_repo(tmp_path, "docs/unit01_pca.md"), site_index=tmp_path / "none")
+    lines = compact_progress(rows).splitlines()
+    assert lines[0] == f"mlpath progress: 1 of {len(rows)} items done (boxes: code, notes, run)"
+    by_id = {line.split()[0]: line for line in lines[1:]}
+    assert list(by_id) == [item.id for item in outline()]
+    title = _rows_by_id(rows)["unit01"].item.title
+    assert by_id["unit01"].endswith(f"[x] [x] [x]  {title} | test_accuracy 1.0000 (full, v3)")
+    assert "[ ] [ ] [ ]" in by_id["unit02"] and "|" not in by_id["unit02"]
+    assert "[ ] [ ] n/a" in by_id["design-fraud"]

@@ -6,7 +6,23 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from pipeline.registry import CHALLENGER, CHAMPION, beats, client, latest_results, log_unit_run
+from pipeline.data import DataRef
+from pipeline.registry import (
+    CHALLENGER,
+    CHAMPION,
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING,
+    NOTE_TAG,
+    PREFECT_FLOW_RUN_ID,
+    PREFECT_FLOW_RUN_NAME,
+    PREFECT_FLOW_RUN_URL,
+    beats,
+    client,
+    ensure_experiment,
+    latest_results,
+    log_unit_run,
+    promotion_reason,
+)
 from pipeline.report import UnitReport
 from pipeline.scratch import DecisionTreeClassifier
 
@@ -137,3 +153,128 @@ def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
     log_unit_run(_report(1.0, model=model))
     rows = "[[0.0], [1.0], [2.0], [3.0]]"
     assert _champion_predicts_in_a_fresh_process(fresh_home, "sklearn", rows, "float32") == str(expected)
+
+
+# --- what a person sees in MLflow: names, links to Prefect, descriptions, datasets ---------------
+
+VERSION = "ab12cd34ef" + "0" * 54
+PREFECT_TAGS = {PREFECT_FLOW_RUN_ID: "0f1e2d3c", PREFECT_FLOW_RUN_NAME: "amber-moose",
+                PREFECT_FLOW_RUN_URL: "http://127.0.0.1:4200/flow-runs/flow-run/0f1e2d3c"}
+
+
+def _with_data(report: UnitReport) -> UnitReport:
+    report.data_refs = [
+        DataRef("titanic", VERSION, 891, "mirror:/data/titanic", "quick"),
+        DataRef("cifar10", "9" * 64, 60000, "download:https://example.org/cifar-10.tar.gz", "quick"),
+        DataRef("iris", "1" * 64, 150, "sklearn", "quick"),
+    ]
+    return report
+
+
+def test_run_is_named_after_the_prefect_flow_run_and_links_back(fresh_home):
+    report = _with_data(_report(0.8))
+    registration = log_unit_run(report, run_name="unit99-quick-amber-moose", tags=PREFECT_TAGS)
+    run = client().get_run(registration.run_id)
+    assert run.info.run_name == registration.run_name == "unit99-quick-amber-moose"
+    assert {k: run.data.tags[k] for k in PREFECT_TAGS} == PREFECT_TAGS
+    note = run.data.tags[NOTE_TAG]
+    assert note.startswith(report.summary_markdown())
+    assert "Prefect flow run: [amber-moose](http://127.0.0.1:4200/flow-runs/flow-run/0f1e2d3c)" in note
+
+    datasets = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(datasets) == {"titanic", "cifar10", "iris"}
+    titanic = datasets["titanic"]
+    assert titanic.dataset.digest == "ab12cd34ef"
+    assert (titanic.dataset.source_type, titanic.dataset.source) == ("local", '{"uri": "file:///data/titanic"}')
+    assert {(t.key, t.value) for t in titanic.tags} == {("mlflow.data.context", "training")}
+    assert '"rows": 891' in titanic.dataset.profile and VERSION in titanic.dataset.profile
+    cifar = datasets["cifar10"].dataset
+    assert (cifar.source_type, cifar.source) == ("http", '{"url": "https://example.org/cifar-10.tar.gz"}')
+    assert datasets["iris"].dataset.source_type == "code"
+
+    experiment = client().get_experiment_by_name("mlpath-unit99")
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
+
+
+def test_outside_a_flow_run_the_name_has_a_timestamp_and_the_note_is_the_summary(fresh_home):
+    import re
+
+    report = _report(0.8)
+    registration = log_unit_run(report)
+    run = client().get_run(registration.run_id)
+    assert re.fullmatch(r"unit99-quick-\d{8}-\d{6}", run.info.run_name)
+    assert run.data.tags[NOTE_TAG] == report.summary_markdown()
+    assert PREFECT_FLOW_RUN_ID not in run.data.tags and run.inputs.dataset_inputs == []
+    assert registration.run_url is None
+
+
+def test_a_long_summary_is_cut_to_fit_the_description(fresh_home):
+    report = _report(0.8)
+    report.notes = "a line of notes\n" * 1000
+    run = client().get_run(log_unit_run(report, tags=PREFECT_TAGS).run_id)
+    note = run.data.tags[NOTE_TAG]
+    assert len(note) <= 8000 and "the whole summary is the run's summary.md artifact" in note
+    assert note.rstrip().endswith("(http://127.0.0.1:4200/flow-runs/flow-run/0f1e2d3c)")
+
+
+def test_the_run_links_to_the_mlflow_ui_when_its_address_is_known(fresh_home, monkeypatch):
+    monkeypatch.setenv("MLPATH_MLFLOW_UI_URL", "http://127.0.0.1:5000/")
+    registration = log_unit_run(_report(0.8))
+    experiment_id = client().get_experiment_by_name("mlpath-unit99").experiment_id
+    assert registration.run_url == (f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/"
+                                    f"{registration.run_id}?workflowType=machine_learning")
+
+
+def test_an_experiment_made_before_the_kind_tag_gets_it(fresh_home):
+    experiment_id = client().create_experiment("mlpath-unit98")
+    assert ensure_experiment("mlpath-unit98") == experiment_id
+    assert client().get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
+
+
+def _description(version: str) -> str:
+    return client().get_model_version("mlpath-unit99", version).description
+
+
+def test_model_versions_say_why_they_are_champion_or_challenger(fresh_home):
+    first = log_unit_run(_report(0.8))
+    assert first.reason == "first version, score 0.8000 (quick)"
+    assert _description("1") == "champion: first version, score 0.8000 (quick)"
+
+    tie = log_unit_run(_report(0.8))
+    assert tie.reason == "tied champion v1 at 0.8000 (quick)"
+    assert _description("2") == "challenger: tied champion v1 at 0.8000 (quick)"
+    assert tie.describe() == "mlpath-unit99 v2 @challenger: tied champion v1 at 0.8000 (quick)"
+
+    better = log_unit_run(_report(0.9))
+    assert _description("3") == "champion: score 0.9000 beats v1's 0.8000 (quick)"
+    assert better.as_dict()["reason"] == "score 0.9000 beats v1's 0.8000 (quick)"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("acc", 0.81, "quick", "3", 0.8, "quick"), "acc 0.8100 beats v3's 0.8000 (quick)"),
+    (("acc", 0.79, "full", "3", 0.8, "full"), "acc 0.7900 does not beat champion v3's 0.8000 (full)"),
+    (("acc", 0.800001, "full", "3", 0.8, "full"), "acc 0.800001 beats v3's 0.800000 (full)"),
+    (("acc", 0.99, "quick", "2", 0.7, "full"), "a quick run never displaces full champion v2 (acc 0.9900 vs 0.7000)"),
+    (("acc", 0.5, "full", "2", 0.99, "quick"),
+     "a full run replaces v2's quick one (acc 0.5000 vs 0.9900; profiles are not compared)"),
+    (("acc", None, "full", "2", 0.5, "full"), "logged no acc; champion v2 stays"),
+    (("acc", 0.5, "full", "2", None, "full"), "acc 0.5000 (full); champion v2 logged no acc"),
+    (("mse", 0.2, "full", "4", 0.3, "full", False), "mse 0.2000 beats v4's 0.3000 (full, lower is better)"),
+])
+def test_promotion_reason(args, expected):
+    assert promotion_reason(*args) == expected
+
+
+def test_table_artifact_rows_have_no_index_and_counts_as_integers():
+    import pandas as pd
+
+    from tasks import table_rows
+
+    plain = pd.DataFrame({"feature": ["Age", "Fare"], "rows": [150.0, 30.0], "psi": [0.1234567, float("nan")]})
+    assert table_rows(plain) == [{"feature": "Age", "rows": 150, "psi": 0.123457},
+                                 {"feature": "Fare", "rows": 30, "psi": None}]
+    named = pd.DataFrame({"accuracy": [1.0, 0.95]}, index=pd.Index(["ours", "sklearn"], name="model"))
+    assert table_rows(named) == [{"model": "ours", "accuracy": 1.0}, {"model": "sklearn", "accuracy": 0.95}]
+    assert table_rows(pd.DataFrame({"n": [3]}, index=["a"])) == [{"name": "a", "n": 3}]
+    assert table_rows([{"metric": "n_train", "value": 150.0}, {"metric": "acc", "value": 0.5}]) == [
+        {"metric": "n_train", "value": 150}, {"metric": "acc", "value": 0.5}]

@@ -59,8 +59,10 @@ def test_a_registered_unit_shows_in_list_set_validation_outline_and_deployments(
         assert "throwaway" in [item.id for item in outline()]
 
         deployments = {d.get("name") + "@" + d["entrypoint"]: d for d in deployment_specs()}
-        retrain = deployments["retrain@flows.unit99_throwaway:unit99_throwaway"]
+        retrain = deployments["retrain-throwaway@flows.unit99_throwaway:unit99_throwaway"]
         assert retrain["schedules"] == [{"cron": "17 4 * * 3", "timezone": "UTC"}]
+        assert retrain["description"].startswith("Unit 90: A throwaway unit. Retrains on the full profile "
+                                                 "Wednesdays at 04:17 UTC.")
         assert "retraining" in retrain["tags"] and retrain["parameters"] == {"params": {"profile": "full"}}
         monitor = deployments["titanic-throwaway@flows.monitoring:drift_monitor"]
         assert monitor["parameters"] == {"unit": "throwaway", "dataset": "titanic", "threshold": 0.3}

@@ -12,12 +12,13 @@ import pandas as pd
 class UnitReport:
     """Everything one unit run produced, in the shape MLflow and Prefect artifacts want.
 
-    ``metrics`` are flat floats (logged as MLflow metrics); ``figures`` are PNG bytes by name;
-    ``tables`` are DataFrames by name; ``histories`` per-epoch training metrics by model (a list of
-    dicts or a dict of lists), logged as MLflow metric histories; ``notes`` is markdown for the
-    run summary. ``model`` is the
-    estimator to register (None for units that measure rather than fit), ``model_example`` a few
-    input rows for its signature.
+    ``metrics`` are flat floats (logged as MLflow metrics); ``figures`` are PNG bytes by name and
+    ``captions`` what to look for in them, by the same names (logged as ``figures/captions.json``;
+    the results site prints each under its figure; the shared evaluation's figures come with
+    theirs); ``tables`` are DataFrames by name; ``histories`` per-epoch training metrics by model
+    (a list of dicts or a dict of lists), logged as MLflow metric histories; ``notes`` is markdown
+    for the run summary. ``model`` is the estimator to register (None for units that measure
+    rather than fit), ``model_example`` a few input rows for its signature.
     """
 
     unit: str
@@ -29,31 +30,37 @@ class UnitReport:
     model: Any | None = None
     model_example: Any | None = None
     figures: dict[str, bytes] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     histories: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
 
     @classmethod
-    def for_unit(cls, unit, params, evaluation, audits: dict[str, Any], **fields) -> UnitReport:
+    def for_unit(cls, unit, params, evaluation, audits: dict[str, Any], *, class_names=None,
+                 **fields) -> UnitReport:
         """A unit's report: its registered model's evaluation and its audits, plus ``fields``.
 
         ``unit`` is a ``pipeline.units.Unit``, ``params`` its pydantic parameters, ``audits`` the
-        audit reports by label.
+        audit reports by label; ``class_names`` name the evaluation's classes in its figures (see
+        ``EvaluationResult.figures``).
         """
         report = cls(unit.id, unit.primary_metric, unit.greater_is_better, params.model_dump(), **fields)
-        report.add_evaluation(evaluation)
+        report.add_evaluation(evaluation, class_names=class_names)
         for label, audit in audits.items():
             report.add_audit(audit, label)
         return report
 
-    def add_evaluation(self, result, prefix: str = "") -> None:
-        """Metrics, figures and table of one Unit 6 evaluation, names prefixed by ``prefix``."""
+    def add_evaluation(self, result, prefix: str = "", class_names=None) -> None:
+        """Metrics, figures (with their captions) and table of one Unit 6 evaluation, names
+        prefixed by ``prefix``; ``class_names`` as ``EvaluationResult.figures`` takes them."""
         from pipeline.plots import figure_to_png
 
         self.metrics.update({f"{prefix}{k}": float(v) for k, v in result.metrics.items()})
-        for name, fig in result.figures().items():
+        for name, fig in result.figures(class_names).items():
             self.figures[f"{prefix}{name}"] = figure_to_png(fig)
+        for name, caption in result.captions(class_names).items():
+            self.captions.setdefault(f"{prefix}{name}", caption)
         self.tables[f"{prefix}evaluation"] = result.table()
 
     def add_audit(self, audit, label: str = "") -> None:
@@ -88,5 +95,23 @@ class UnitReport:
         if self.notes:
             lines += ["", self.notes.strip()]
         for name, table in self.tables.items():
-            lines += ["", f"## {name}", "", table.to_markdown(floatfmt=".4f")]
+            lines += ["", f"## {name}", "", display_frame(table).to_markdown(index=False, floatfmt=".4f")]
         return "\n".join(lines) + "\n"
+
+
+def display_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` as a person reads it: no pandas index column (a plain 0..n-1 index is dropped, a
+    meaningful one such as model or class names becomes the first column, named after the index or
+    "name"), and counts as counts (a numeric column whose values are all whole shows 150, not 150.0)."""
+    frame = table
+    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.name is None):
+        frame = frame.reset_index(names=[str(n) if n is not None else "name" for n in frame.index.names])
+    whole = [column for column in frame.columns if _whole_numbers(frame[column])]
+    return frame.astype({column: "Int64" for column in whole}) if whole else frame
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    values = column.dropna()
+    return bool(len(values)) and bool((values == values.round()).all())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="build the static results site from MLflow")
     report.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: $MLPATH_HOME/site)")
-    commands.add_parser("progress", help="the curriculum, boxes ticked for code, notes and a registered run")
+    progress = commands.add_parser("progress", help="the curriculum, boxes ticked for code, notes and a registered run")
+    progress.add_argument("--compact", action="store_true",
+                          help="one line per unit or item: id, boxes, title, latest run")
 
     deploy = commands.add_parser("deploy", help="apply deployments/prefect.yaml to a Prefect server")
     deploy.add_argument("--api-url", help="the server's API URL (default: $PREFECT_API_URL)")
@@ -60,7 +63,11 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    # piped or logged output (make run in CI) has no terminal width: rich would squeeze to 80 columns
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
 
 
 def cmd_list() -> int:
@@ -86,21 +93,33 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
     from flows.learning_path import learning_path
 
     outcomes = learning_path(units=[u.id for u in selected], profile=profile, overrides=overrides)
-    rows = []
-    for outcome in outcomes:
-        value = outcome.get("value")
-        rows.append([
-            outcome["unit"], outcome["status"], outcome.get("primary_metric") or "",
-            f"{value:.4f}" if isinstance(value, float) else "",
-            f"v{outcome['version']} @{outcome['alias']}" if outcome.get("version") else "",
-            outcome.get("error", "").splitlines()[0] if outcome.get("error") else "",
-        ])
-    _print_table(f"mlpath run ({profile})", ["unit", "status", "metric", "value", "model", "error"],
-                 rows)
+    columns, rows = run_table(outcomes)
+    _print_table(f"mlpath run ({profile})", columns, rows)
     for outcome in outcomes:
         if outcome["status"] != "succeeded":
             print(f"\n{outcome['unit']} failed:\n{outcome['error']}", file=sys.stderr)
     return EXIT_OK if all(o["status"] == "succeeded" for o in outcomes) else EXIT_FAILED
+
+
+def run_table(outcomes: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """``mlpath run``'s final table: per unit its status, metric, model version and alias, why that
+    alias ("tied champion v1 at 1.0000 (quick)"), and the MLflow run; an error column if one failed."""
+    failed = any(o["status"] != "succeeded" for o in outcomes)
+    columns = ["unit", "status", "metric", "value", "model", "why", "MLflow run"] + (["error"] if failed else [])
+    rows = []
+    for outcome in outcomes:
+        value = outcome.get("value")
+        row = [
+            outcome["unit"], outcome["status"], outcome.get("primary_metric") or "",
+            f"{value:.4f}" if isinstance(value, float) else "",
+            f"v{outcome['version']} @{outcome['alias']}" if outcome.get("version") else "",
+            outcome.get("reason") or "",
+            outcome.get("run_name") or "",
+        ]
+        if failed:
+            row.append(outcome["error"].splitlines()[0] if outcome.get("error") else "")
+        rows.append(row)
+    return columns, rows
 
 
 def cmd_results(as_json: bool) -> int:
@@ -125,10 +144,17 @@ def cmd_report(out: Path | None) -> int:
     return EXIT_OK
 
 
-def cmd_progress() -> int:
-    from pipeline.app.progress import print_progress, progress
+def cmd_progress(compact: bool = False) -> int:
+    from pipeline.app.progress import compact_progress, print_progress, progress
 
-    print_progress(progress())
+    rows = progress()
+    if compact:
+        try:
+            print(compact_progress(rows), flush=True)
+        except BrokenPipeError:  # `mlpath progress --compact | head`
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python then exits quietly
+    else:
+        print_progress(rows)
     return EXIT_OK
 
 
@@ -158,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         return cmd_report(args.out)
     if args.command == "progress":
-        return cmd_progress()
+        return cmd_progress(args.compact)
     if args.command == "deploy":
         return cmd_deploy(args.api_url)
     if args.command == "ui":

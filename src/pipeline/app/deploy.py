@@ -1,8 +1,9 @@
 """Prefect deployments, generated from the unit specs, applied to a Prefect server.
 
 ``render_prefect_yaml`` writes the deployments from the specs (``pipeline.units``): every built
-unit's retraining deployment on its ``schedule``, the whole path, and a drift monitor for every
-spec with a ``monitor``, all on the process work pool ``mlpath-process``. The committed
+unit's retraining deployment ``retrain-<unit>`` on its ``schedule``, the whole path, and a drift
+monitor for every spec with a ``monitor``, all on the process work pool ``mlpath-process``, each
+with a description from its spec (title, schedule and why). The committed
 ``deployments/prefect.yaml`` is that text (``make deployments`` rewrites it; a test fails when it is
 stale), so a reader sees what gets applied. ``apply_deployments`` creates the pool when it is
 missing and runs ``prefect deploy --all`` from the repository root on the text rendered now, so a
@@ -90,7 +91,6 @@ definitions:
   # A unit's retraining deployment: full profile, one run at a time (champion promotion reads then
   # sets the alias, so two runs of one unit must not finish together).
   unit: &unit
-    name: retrain
     tags: [mlpath, {retraining_tag}]
     work_pool: *pool
     concurrency_limit: 1
@@ -105,24 +105,67 @@ def _schedule(cron: str, active: bool = True) -> str:
     return f"[{{cron: {json.dumps(cron)}, timezone: UTC{'' if active else ', active: false'}}}]"
 
 
+_WEEKDAYS = ("Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays")
+
+
+def describe_cron(cron: str) -> str:
+    """A cron string in words where it is a daily or weekly time ("Mondays at 03:00 UTC"), else
+    the cron string itself."""
+    minute, hour, day, month, weekday = cron.split()
+    if minute.isdigit() and hour.isdigit() and day == month == "*":
+        at = f"at {int(hour):02d}:{int(minute):02d} UTC"
+        if weekday == "*":
+            return f"daily {at}"
+        if weekday.isdigit() and int(weekday) <= 7:
+            return f"{_WEEKDAYS[int(weekday) % 7]} {at}"
+    return f'on cron "{cron}" (UTC)'
+
+
+def retraining_name(unit_id: str) -> str:
+    """A unit's retraining deployment: ``retrain-<unit>`` (the flow's name comes before the slash)."""
+    return f"retrain-{unit_id}"
+
+
+def unit_description(unit: UnitSpec) -> str:
+    """The retraining deployment's description: the unit, when it retrains and why then."""
+    text = f"Unit {unit.number}: {unit.title}. Retrains on the full profile "
+    if unit.schedule is None:
+        text += "when run (no schedule)"
+    else:
+        text += describe_cron(unit.schedule.cron) + ("" if unit.schedule.active else " (paused)")
+        if unit.schedule.why:
+            text += f": {unit.schedule.why}"
+    return text + ". A new model becomes @champion only if it beats the current one, else @challenger."
+
+
+def monitor_description(unit: UnitSpec) -> str:
+    monitor = unit.monitor
+    return (f"Drift monitor for {unit.id}, {describe_cron(monitor.cron)}: compares a recent {monitor.dataset} "
+            f"batch with the unit's training reference and, past PSI {monitor.threshold}, runs its retraining "
+            f"deployment `{retraining_name(unit.id)}`.")
+
+
 def render_prefect_yaml(units: tuple[UnitSpec, ...] | None = None) -> str:
     """The deployments of ``units`` (default: every unit of the path) as prefect.yaml text."""
     units = all_units() if units is None else units
     built = [unit for unit in units if unit.implemented]
     lines = [_HEADER.format(prefect_version=PREFECT_VERSION, work_pool=WORK_POOL,
                             retraining_tag=RETRAINING_TAG).rstrip("\n")]
-    lines.append("  # unit flows: name \"<flow-name>/retrain\", e.g. unit06-evaluation/retrain")
+    lines.append('  # unit flows: "<flow-name>/retrain-<unit>", e.g. unit06-evaluation/retrain-unit06')
     for unit in built:
-        entry = f"  - {{<<: *unit, entrypoint: {json.dumps(unit.flow)}"
+        lines += ["  - <<: *unit",
+                  f"    name: {retraining_name(unit.id)}",
+                  f"    entrypoint: {json.dumps(unit.flow)}",
+                  f"    description: {json.dumps(unit_description(unit), ensure_ascii=False)}"]
         if unit.schedule is not None:
-            if unit.schedule.why:
-                lines.append(f"  # {unit.id}: {unit.schedule.why}")
-            entry += f", schedules: {_schedule(unit.schedule.cron, unit.schedule.active)}"
-        lines.append(entry + "}")
+            lines.append(f"    schedules: {_schedule(unit.schedule.cron, unit.schedule.active)}")
+    path_description = ("The whole path: every built unit, one after another, on the full profile. No "
+                        "schedule: each unit's `retrain-<unit>` deployment retrains it on its own.")
     lines += ["",
               "  # every built unit, one after another (no schedule: the unit deployments retrain on their own)",
               "  - name: full",
               '    entrypoint: "flows.learning_path:learning_path"',
+              f"    description: {json.dumps(path_description)}",
               "    tags: [mlpath]",
               "    work_pool: *pool",
               "    concurrency_limit: 1",
@@ -136,6 +179,7 @@ def render_prefect_yaml(units: tuple[UnitSpec, ...] | None = None) -> str:
                   "  # the threshold, runs the unit's retraining deployment. Point recent_path at your serving window.",
                   f"  - name: {monitor.dataset}-{unit.id}",
                   '    entrypoint: "flows.monitoring:drift_monitor"',
+                  f"    description: {json.dumps(monitor_description(unit), ensure_ascii=False)}",
                   "    tags: [mlpath, monitoring]",
                   "    work_pool: *pool",
                   f"    parameters: {{unit: {unit.id}, dataset: {monitor.dataset}, "

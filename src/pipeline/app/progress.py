@@ -12,6 +12,8 @@ The three boxes, each a rule a reader can check by hand:
   newest registered model version, or for a unit without a model its newest finished run). For the
   portfolio: a built site at ``MLPATH_HOME/site/index.html``. Design write-ups have no run (``n/a``).
 
+``mlpath progress --compact`` prints one line per item instead (``compact_progress``).
+
 Importing this module is cheap (no MLflow, Prefect or torch); ``progress`` reads MLflow only when
 it is not handed the results.
 """
@@ -158,6 +160,19 @@ def render_progress(rows: list[ProgressRow]):
         boxes = [Text(_box(state), style=colours[state]) for state in (row.code, row.notes, row.run)]
         table.add_row(Text(item.id), outline_cell, *boxes, Text(row.detail))
     return table
+
+
+def compact_progress(rows: list[ProgressRow]) -> str:
+    """``mlpath progress --compact``: a count, then one line per item: id, the code/notes/run
+    boxes, title, and its latest run (when it has one)."""
+    width = max((len(row.item.id) for row in rows), default=0)
+    done = sum(row.done for row in rows)
+    lines = [f"mlpath progress: {done} of {len(rows)} items done (boxes: code, notes, run)"]
+    for row in rows:
+        boxes = " ".join(_box(state) for state in (row.code, row.notes, row.run))
+        lines.append(f"{row.item.id:<{width}}  {boxes}  {row.item.title}"
+                     + (f" | {row.detail}" if row.detail else ""))
+    return "\n".join(lines)
 
 
 def print_progress(rows: list[ProgressRow]) -> None:

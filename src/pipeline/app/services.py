@@ -5,7 +5,7 @@ MLflow database and artifacts), waits until each answers its health endpoint, an
 every process it started, each in a session of its own: SIGTERM to it, to every process below it
 (psutil finds them, such as flow runs the worker started in sessions of their own) and to their
 process groups, then SIGKILL to whatever is left after a timeout. ``start_ui()`` is ``mlpath ui``:
-the same, plus the deployments, until Ctrl-C.
+the same, plus the deployments, until Ctrl-C, printing links into both UIs (``ui_links``).
 
 Output goes to ``MLPATH_HOME/logs/<service>.log``. Prefect is not imported here.
 """
@@ -33,6 +33,13 @@ from pipeline.app.deploy import WORK_POOL
 
 HOST = "127.0.0.1"
 STOP_TIMEOUT_S = 15.0
+# The worker's flow runs link their Prefect artifacts to the MLflow run through this variable;
+# the same name and view as pipeline.registry's MLFLOW_UI_ENV and MODEL_TRAINING_VIEW (not
+# imported: the registry imports pandas).
+MLFLOW_UI_ENV = "MLPATH_MLFLOW_UI_URL"
+# MLflow 3.17's UI opens on GenAI (traces) unless its sidebar switch, remembered per browser, says
+# model training; a link with this query parameter opens model training.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 class ServiceStartError(RuntimeError):
@@ -255,6 +262,8 @@ def local_services(prefect_port: int = 4200, mlflow_port: int = 5000, *, worker:
                 f"answer from {services.mlflow_url}/health"))
         elif mlflow:
             services.mlflow_url = tracking
+        if services.mlflow_url:
+            services.env[MLFLOW_UI_ENV] = services.mlflow_url
         wait_ready(server, startup_timeout)
         if worker:
             # Results persist (under PREFECT_HOME) so `run_deployment(...).state.result()` can read them.
@@ -268,6 +277,26 @@ def local_services(prefect_port: int = 4200, mlflow_port: int = 5000, *, worker:
         for service in services.processes[1:]:
             wait_ready(service, startup_timeout)
         yield services
+
+
+def ui_links(prefect_url: str | None, mlflow_url: str | None) -> list[tuple[str, str]]:
+    """(what, URL) for the pages a learner opens: Prefect's flow runs and deployments, MLflow's
+    experiments and registered models on its model-training view (``MODEL_TRAINING_VIEW``)."""
+    links = []
+    if prefect_url:
+        prefect_url = prefect_url.rstrip("/")
+        links += [("Prefect flow runs", f"{prefect_url}/runs"),
+                  ("Prefect deployments", f"{prefect_url}/deployments")]
+    if mlflow_url:
+        mlflow_url = mlflow_url.rstrip("/")
+        links += [("MLflow experiments", f"{mlflow_url}/#/experiments?{MODEL_TRAINING_VIEW}"),
+                  ("MLflow models", f"{mlflow_url}/#/models?{MODEL_TRAINING_VIEW}")]
+    return links
+
+
+def format_links(links: list[tuple[str, str]]) -> str:
+    width = max((len(what) for what, _ in links), default=0) + 1
+    return "\n".join(f"{what + ':':<{width}}  {url}" for what, url in links)
 
 
 def start_ui(prefect_port: int = 4200, mlflow_port: int = 5000, deploy: bool = True) -> int:
@@ -294,8 +323,7 @@ def start_ui(prefect_port: int = 4200, mlflow_port: int = 5000, deploy: bool = T
             if deploy:
                 names = apply_deployments(services.prefect_api_url)
                 print(f"Deployments on pool {WORK_POOL}: {', '.join(names)}")
-            print(f"Prefect UI:  {services.prefect_url}")
-            print(f"MLflow UI:   {services.mlflow_url}")
+            print(format_links(ui_links(services.prefect_url, services.mlflow_url)))
             print("Ctrl-C stops them all.", flush=True)
             while not (failed := services.failed()):
                 time.sleep(1)
