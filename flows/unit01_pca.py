@@ -6,6 +6,7 @@ from prefect import flow
 
 from pipeline.audit.twins import audit_pca
 from pipeline.lessons import pca
+from pipeline.lessons.classes import IRIS_SPECIES
 from pipeline.report import UnitReport
 from pipeline.units.unit01_pca import SPEC as UNIT
 from pipeline.units.unit01_pca import Unit01Params
@@ -26,9 +27,9 @@ def unit01_pca(params: Unit01Params = Unit01Params()) -> dict:
 
     main = results[pca.ON_COMPONENTS]
     report = UnitReport.for_unit(
-        UNIT, params, main, {"iris": checks}, metrics=pca.variance_metrics(fit.ours),
+        UNIT, params, main, {"iris": checks}, class_names=IRIS_SPECIES, metrics=pca.variance_metrics(fit.ours),
         data_refs=[iris.ref], model=main.model, model_example=fit.split.X_test[:5],
-        figures=pca.pca_figures(fit),
+        figures=pca.pca_figures(fit), captions=pca.CAPTIONS,
         tables={"explained variance": pca.variance_table(fit.ours), "loadings": pca.loadings_table(fit.ours),
                 "classifier on components vs all features": table})
     return register(report)

@@ -7,6 +7,7 @@ from prefect import flow
 from pipeline.audit.twins import audit_linear, audit_logistic, audit_tree
 from pipeline.features import IRIS_FEATURES, split_iris, split_titanic
 from pipeline.lessons import trees
+from pipeline.lessons.classes import IRIS_SPECIES, TITANIC_OUTCOMES
 from pipeline.report import UnitReport
 from pipeline.units.unit04_trees import SPEC as UNIT
 from pipeline.units.unit04_trees import Unit04Params
@@ -47,12 +48,15 @@ def unit04_trees(params: Unit04Params = Unit04Params()) -> dict:
 
     main = titanic_results[trees.OURS_TREE]
     report = UnitReport.for_unit(
-        UNIT, params, main, checks, data_refs=[iris_data.ref, titanic.ref], model=main.model,
-        model_example=titanic_split.X_test.head(5),
+        UNIT, params, main, checks, class_names=TITANIC_OUTCOMES, data_refs=[iris_data.ref, titanic.ref],
+        model=main.model, model_example=titanic_split.X_test.head(5),
+        figures=trees.unit04_figures(iris_trees, titanic_models, iris_split, linear, params.max_depth,
+                                     params.min_samples_split),
+        captions=trees.CAPTIONS,
         tables={"titanic comparison": titanic_table, "iris trees": iris_table,
                 "iris linear regression": linear_table},
-        texts={"trees_iris": trees.trees_side_by_side(*iris_trees.values(), IRIS_FEATURES),
+        texts={"trees_iris": trees.trees_side_by_side(*iris_trees.values(), IRIS_FEATURES, list(IRIS_SPECIES)),
                "trees_titanic": trees.trees_side_by_side(
                    titanic_models[trees.OURS_TREE], titanic_models[trees.SKLEARN_TREE],
-                   trees.feature_names(titanic_models[trees.OURS_TREE], []))})
+                   trees.feature_names(titanic_models[trees.OURS_TREE], []), list(TITANIC_OUTCOMES))})
     return register(report)

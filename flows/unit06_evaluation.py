@@ -7,6 +7,7 @@ from prefect import flow
 from pipeline.audit.twins import audit_cross_validation
 from pipeline.features import split_titanic
 from pipeline.lessons import model_selection
+from pipeline.lessons.classes import TITANIC_OUTCOMES
 from pipeline.lessons.model_selection import DEPTH
 from pipeline.plots import figure_to_png, validation_curve_figure
 from pipeline.report import UnitReport
@@ -35,9 +36,11 @@ def unit06_evaluation(params: Unit06Params = Unit06Params()) -> dict:
                    params.cv_folds, params.seed)
 
     report = UnitReport.for_unit(
-        UNIT, params, results[best], {"titanic": checks}, metrics=model_selection.best_depth(curve),
-        data_refs=[titanic.ref], model=results[best].model, model_example=split.X_test.head(5),
+        UNIT, params, results[best], {"titanic": checks}, class_names=TITANIC_OUTCOMES,
+        metrics=model_selection.best_depth(curve), data_refs=[titanic.ref], model=results[best].model,
+        model_example=split.X_test.head(5),
         figures={"validation_curve_depth": figure_to_png(validation_curve_figure(curve, DEPTH))},
+        captions=model_selection.CAPTIONS,
         tables={"model comparison": table, "validation curve (tree depth)": curve,
                 "imbalanced example": imbalance},
         notes=f"Selected by {model_selection.SELECTION_METRIC}: **{best}**\n\n" + model_selection.METRIC_GUIDE)

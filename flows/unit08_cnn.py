@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from pipeline.audit.shapes import audit_simple_cnn_shapes
+from pipeline.data import CIFAR10_CLASSES
 from pipeline.features import image_split
 from pipeline.lessons import cifar_cnn
 from pipeline.plots import figure_to_png
@@ -31,11 +32,12 @@ def unit08_cnn(params: Unit08Params = Unit08Params()) -> dict:
     main = results[cifar_cnn.RESNET]
     per_class = cifar_cnn.per_class_accuracy(main.confusion_matrix)
     report = UnitReport.for_unit(
-        UNIT, params, main, {"model A": checks},
+        UNIT, params, main, {"model A": checks}, class_names=CIFAR10_CLASSES,
         metrics={f"test_accuracy_{name}": float(v) for name, v in per_class.items()}
         | {"model_a_test_accuracy": results[cifar_cnn.SIMPLE].metrics["test_accuracy"]},
         data_refs=[cifar.ref], model=models[cifar_cnn.RESNET], model_example=split.X_test[:2],
-        figures={"predictions": figure_to_png(cifar_cnn.predictions_figure(split, main.y_pred))},
+        figures={"misclassified": figure_to_png(cifar_cnn.misclassified_figure(split, main.y_pred))},
+        captions=cifar_cnn.CAPTIONS,
         tables={"models": table, "per-class accuracy": per_class.to_frame()},
         histories={cifar_cnn.short_name(name): model.history_ for name, model in models.items()},
         notes=cifar_cnn.data_note(cifar.ref))

@@ -388,3 +388,30 @@ def test_regression_and_helper_figures_render_to_png():
         assert plots.figure_to_png(fig).startswith(b"\x89PNG")
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         plots.scatter_2d_figure(np.zeros((5, 3)))
+
+
+def test_figures_show_class_names_in_the_confusion_matrix_and_roc_legend():
+    X, y = load_iris(return_X_y=True)
+    species = ("setosa", "versicolor", "virginica")
+    result = evaluate(LogisticRegression(max_iter=500), X, y, X, y, cv=0)
+    assert result.display_names() == ["0", "1", "2"]  # without names, the codes
+    for figures in (result.figures(species), result.figures({0: "setosa", 1: "versicolor", 2: "virginica"}),
+                    evaluate(LogisticRegression(max_iter=500), X, y, X, y, cv=0, class_names=species).figures()):
+        axes = figures["confusion_matrix"].axes[0]
+        assert [t.get_text() for t in axes.get_xticklabels()] == list(species)
+        assert [t.get_text() for t in axes.get_yticklabels()] == list(species)
+        legend = [t.get_text() for t in figures["roc_curve"].axes[0].get_legend().get_texts()]
+        assert legend[0].startswith("setosa vs rest (AUC")
+    with pytest.raises(ValueError, match="indexed by the label"):
+        result.figures(("setosa", "versicolor"))
+
+
+def test_evaluation_figures_have_captions_naming_the_classes():
+    binary = evaluate(FixedScores(BINARY_PRED, BINARY_SCORES), row_ids(6), BINARY_Y, row_ids(6), BINARY_Y, cv=0)
+    captions = binary.captions({0: "died", 1: "survived"})
+    assert set(captions) == set(binary.figures())
+    assert "died predicted as survived (false positives)" in captions["confusion_matrix"]
+    assert "survived predicted as died (false negatives" in captions["confusion_matrix"]
+    y = np.array([3.0, -0.5, 2.0, 7.0])
+    regression = evaluate(FixedPredictions(y + 0.5), row_ids(4), y, row_ids(4), y, cv=0)
+    assert set(regression.captions()) == {"predicted_vs_actual"}

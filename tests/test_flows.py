@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+
 import pytest
 
 from pipeline.audit import AuditFailedError, AuditReport
@@ -15,6 +18,14 @@ from pipeline.units.unit08_cnn import Unit08Params
 pytestmark = pytest.mark.slow
 
 
+def _captions(run_id: str) -> dict[str, str]:
+    """The run's figures/captions.json as logged: figure file name -> what to look for."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client().download_artifacts(run_id, "figures/captions.json", tmp)
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+
+
 def _assert_registered(outcome: dict, unit: str, metric: str, low: float) -> None:
     assert outcome["status"] == "succeeded"
     assert outcome["unit"] == unit and outcome["primary_metric"] == metric
@@ -23,6 +34,9 @@ def _assert_registered(outcome: dict, unit: str, metric: str, low: float) -> Non
     run = client().get_run(outcome["run_id"])
     assert run.data.metrics[metric] == pytest.approx(outcome["value"])
     assert run.data.params["data.titanic.source" if unit != "unit01" else "data.iris.source"]
+    # named after the Prefect flow run it came from, and tagged with it
+    assert run.info.run_name == f"{unit}-quick-{run.data.tags['prefect.flow_run_name']}"
+    assert run.data.tags["prefect.flow_run_id"] and run.inputs.dataset_inputs
 
 
 def test_unit01_pca(prefect_harness, fresh_home):
@@ -34,6 +48,9 @@ def test_unit01_pca(prefect_harness, fresh_home):
     assert metrics["explained_variance_ratio_pc1"] == pytest.approx(0.9246, abs=1e-4)
     artifacts = {a.path for a in client().list_artifacts(outcome["run_id"], "figures")}
     assert {"figures/projection_2d.png", "figures/linear_map.png"} <= artifacts
+    captions = _captions(outcome["run_id"])
+    assert list(captions)[:3] == ["projection_2d", "explained_variance", "linear_map"]  # the lesson's first
+    assert all(captions.values()) and "diagonal" in captions["confusion_matrix"]
 
 
 def test_unit04_trees(prefect_harness, fresh_home):
@@ -43,6 +60,15 @@ def test_unit04_trees(prefect_harness, fresh_home):
     _assert_registered(outcome, "unit04", "test_accuracy", 0.7)
     files = {a.path for a in client().list_artifacts(outcome["run_id"])}
     assert {"trees_iris.txt", "trees_titanic.txt"} <= files
+    figures = {a.path for a in client().list_artifacts(outcome["run_id"], "figures")}
+    new = ("gradient_descent_loss", "tree_iris", "tree_titanic", "decision_boundary_iris")
+    assert {f"figures/{name}.png" for name in new} <= figures
+    captions = _captions(outcome["run_id"])
+    assert all(captions[name] for name in new)
+    assert "died predicted as survived" in captions["confusion_matrix"]  # Titanic's classes by name
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = open(client().download_artifacts(outcome["run_id"], "trees_titanic.txt", tmp)).read()
+    assert "class: survived" in trees and "class: 1" not in trees
 
 
 def test_unit06_evaluation(prefect_harness, fresh_home):
@@ -56,6 +82,7 @@ def test_unit06_evaluation(prefect_harness, fresh_home):
 
 def test_prefect_artifacts_published(prefect_harness, fresh_home):
     import asyncio
+    import json
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -67,10 +94,16 @@ def test_prefect_artifacts_published(prefect_harness, fresh_home):
     async def keys():
         async with get_client() as prefect:
             found = await prefect.read_artifacts(artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["unit01-summary", "unit01-metrics", "unit01-plots"])))
-            return {a.key for a in found}
+                key=ArtifactFilterKey(any_=["unit01-summary", "unit01-metrics", "unit01-plots",
+                                            "unit01-table-explained-variance"])))
+            return {a.key: a.data for a in found}
 
-    assert asyncio.run(keys()) == {"unit01-summary", "unit01-metrics", "unit01-plots"}
+    published = asyncio.run(keys())
+    assert set(published) == {"unit01-summary", "unit01-metrics", "unit01-plots", "unit01-table-explained-variance"}
+    # the report's tables as tables: the named index (components) is the first column, no 0..n index
+    table = published["unit01-table-explained-variance"]
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert list(rows[0])[:2] == ["component", "eigenvalue"] and rows[0]["component"] == "PC1"
 
 
 def test_failed_audit_fails_the_task():
@@ -94,8 +127,12 @@ def test_unit07_numpy_mlp(prefect_harness, fresh_home):
     run = client().get_run(outcome["run_id"])
     assert run.data.params["data.mnist.profile"] == "quick"
     assert len(client().get_metric_history(outcome["run_id"], "mlp.loss")) == 3
+    # the held-out curve beside the training one, epoch by epoch
+    held_out = client().get_metric_history(outcome["run_id"], "mlp.val_accuracy")
+    assert [m.step for m in held_out] == [1, 2, 3] and held_out[-1].value == pytest.approx(outcome["value"])
     figures = {a.path for a in client().list_artifacts(outcome["run_id"], "figures")}
     assert {"figures/learning_curves.png", "figures/misclassified.png"} <= figures
+    assert "held-out" in _captions(outcome["run_id"])["learning_curves"].lower()
 
 
 def test_unit08_cnn(prefect_harness, fresh_home):
@@ -106,4 +143,5 @@ def test_unit08_cnn(prefect_harness, fresh_home):
     assert outcome["value"] > 0.2  # two epochs on 5,000 images: well above chance (0.1)
     metrics = client().get_run(outcome["run_id"]).data.metrics
     assert {"test_accuracy_cat", "model_a_test_accuracy", "model_b.train_loss"} <= set(metrics)
+    assert "true → predicted" in _captions(outcome["run_id"])["misclassified"]
     assert list((fresh_home / "runs" / "unit08").glob("model_b/*/last.pt"))

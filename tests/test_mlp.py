@@ -22,6 +22,7 @@ from pipeline.scratch.mlp import (
     NumpyMLPClassifier,
     cross_entropy,
     learning_rate,
+    predict_logits,
     shift_images,
     train,
     train_epoch,
@@ -285,3 +286,39 @@ def test_unit_settings_are_valid_classifier_params():
     for settings in (UNIT07_FULL, UNIT07_QUICK):
         assert NumpyMLPClassifier(**settings).get_params() == settings
     assert NumpyMLPClassifier().get_params() == {**UNIT07_FULL, "max_shift": 0}  # augmentation is opt-in
+
+
+def test_validation_is_only_measured_training_is_unchanged():
+    X, y = batch(n=80, n_in=16, n_classes=3)
+    settings = {"hidden": (8,), "epochs": 4, "batch_size": 16, "max_shift": 1, "seed": 3}
+    plain = NumpyMLPClassifier(**settings).fit(X, y)
+    validated = NumpyMLPClassifier(**settings).fit(X, y, X_val=X[60:], y_val=y[60:], score_train_rows=30)
+    for W, W_val in zip(plain.net_.weights, validated.net_.weights):
+        np.testing.assert_array_equal(W, W_val)
+    assert plain.history_["loss"] == validated.history_["loss"]
+    assert set(validated.history_) - set(plain.history_) == {"train_loss", "train_accuracy", "val_loss",
+                                                              "val_accuracy"}
+    assert all(len(validated.history_[key]) == 4 for key in validated.history_)
+    for prefix, rows in (("val", slice(60, None)), ("train", slice(0, 30))):  # the end-of-epoch weights
+        expected = cross_entropy(predict_logits(validated.net_, X[rows].astype(np.float32)), y[rows])
+        assert validated.history_[f"{prefix}_loss"][-1] == pytest.approx(expected, rel=1e-6)
+
+
+def test_unit07_trains_with_a_held_out_history_and_shows_progress_only_on_a_terminal():
+    import io
+
+    from pipeline.features import Split
+    from pipeline.lessons.mnist_mlp import OURS, train_mlp
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    X, y = batch(n=60, n_in=16, n_classes=3)
+    split = Split(X[:40], X[40:], y[:40], y[40:])
+    quiet, terminal = io.StringIO(), Terminal()
+    model = train_mlp(NumpyMLPClassifier(hidden=(8,), epochs=2), split, stream=quiet)[OURS]
+    assert quiet.getvalue() == "" and len(model.history_["val_accuracy"]) == 2
+    train_mlp(NumpyMLPClassifier(hidden=(8,), epochs=2), split, stream=terminal)
+    lines = [line for line in terminal.getvalue().splitlines() if "epoch" in line]
+    assert any("NumPy MLP epoch 2/2" in line and "val_loss" in line for line in lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -17,22 +18,28 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.app.site import (
+    REPO_ROOT,
+    UnitPage,
     build_site,
+    figure_title,
     format_value,
+    lesson_notes,
     markdown_html,
     notes_from_summary,
+    profile_note,
     reproduce_command,
 )
 from pipeline.audit import AuditReport
 from pipeline.data.catalog import DataRef
-from pipeline.registry import log_unit_run
+from pipeline.registry import _write_run_files, log_unit_run
 from pipeline.report import UnitReport
-from pipeline.units import all_units
+from pipeline.units import all_units, get_unit
 
 X = np.array([[0.0], [1.0], [2.0], [3.0]])
 Y = np.array([0, 0, 1, 1])
 HOSTILE = '<script>alert("x")</script> & co'
 HOSTILE_PATH = "<script>alert(1)</script>.csv"
+CAPTION = "The corner <b>matters</b> & so does AUC"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -61,6 +68,7 @@ def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -
         data_refs=[DataRef("iris", "0123456789abcdef0123", 150, "scikit-learn", profile)],
         model=LogisticRegression().fit(X, Y) if with_model else None, model_example=X[:2],
         figures={"confusion_matrix": _png(), "roc/curve: test": _png()},
+        captions={"roc/curve: test": CAPTION, "not a figure": "a caption with no figure"},
         tables={f"audit: {audit.subject}": audit.table(),
                 "explained variance": pd.DataFrame({"ratio": [0.9246, 0.0531]},
                                                    index=pd.Index(["PC1", "PC2"], name="component"))},
@@ -117,7 +125,9 @@ def test_index_lists_every_unit_and_links_pages_with_runs(site):
 def test_every_link_and_image_resolves_offline_and_no_script(site):
     pages = [site, *sorted(site.parent.glob("units/*/index.html"))]
     assert len(pages) == 3
-    for page in pages:
+    sources = sorted(site.parent.glob("units/*/source/*.html"))
+    assert len(sources) == len(get_unit("unit01").sources)  # unit02 is planned: it names none
+    for page in pages + sources:
         links = _links(page)
         assert "script" not in links.tags
         for ref in links.refs:
@@ -138,11 +148,99 @@ def test_unit_page_shows_metrics_audit_references_data_and_command(site):
             "--set data_files.titanic/train.csv='/data/new batch.csv' --set n_components=3") in html.unescape(page)
     figures = sorted(p.name for p in (site.parent / "units/unit01/figures").iterdir())
     assert figures == ["confusion-matrix.png", "roc-curve-test.png"]
-    assert 'alt="roc-curve: test"' in page  # the registry's file name, shown as the caption
-    notes = page[page.index("<h2>Notes</h2>"):page.index("<h2>Metrics</h2>")]
+    assert 'alt="Roc-curve: test"' in page  # the registry's file name, as a title
+    # the long metrics list comes last, after the figures
+    assert page.index("<h2>Figures</h2>") < page.index("<h2>Metrics</h2>") == page.rindex("<h2>")
+    notes = page[page.index("<h2>Notes from this run</h2>"):page.index("<h2>Comparison with the library twin</h2>")]
     assert "<ul>\n<li>first point</li>\n<li>second point</li>\n</ul>" in notes
     assert "<td>tree</td>\n<td><em>0.81</em></td>" in notes  # a markdown table, rendered as one
     assert "<h3>Which metric?</h3>" in notes  # under the page's <h2> sections
+
+
+def test_unit_page_teaches_notes_captions_learned_try_next_and_sources(site):
+    unit = get_unit("unit01")
+    path = site.parent / "units/unit01/index.html"
+    page = path.read_text(encoding="utf-8")
+    text = html.unescape(page)
+    # the captions, each under its figure, in the report's order (the site's file names differ)
+    roc = page.index('src="figures/roc-curve-test.png"')
+    assert page.index('src="figures/confusion-matrix.png"') < roc < page.index(html.escape(CAPTION), roc)
+    assert "a caption with no figure" not in page
+    # the lesson notes (docs/unit01_pca.md, its title left out), under the page's sections
+    lesson = page[page.index("<h2>Lesson notes</h2>"):page.index("<h2>Notes from this run</h2>")]
+    assert "<h3>Covariance: how features vary together</h3>" in lesson
+    assert "Linear algebra and PCA from scratch, on Iris" not in lesson
+    for point in unit.learned:
+        assert point in text
+    try_next = text[text.index("What you learned"):text.index("Lesson notes")]
+    for experiment in unit.try_next:
+        assert experiment.command("unit01") in try_next and experiment.look_for in try_next
+    # every source file copied beside the page, escaped, and linked
+    refs = _links(path).refs
+    for source in unit.sources:
+        href = _source_href(source)
+        assert href in refs
+        copy = (path.parent / href).read_text(encoding="utf-8")
+        original = (REPO_ROOT / source).read_text(encoding="utf-8")
+        lines = re.findall(r'<span class="line">(.*?)</span>', copy)
+        assert [html.unescape(line) for line in lines] == original.splitlines()
+    assert "&lt;" in (path.parent / "source/src-pipeline-scratch-pca-py.html").read_text(encoding="utf-8")
+    # what the quick profile meant: Iris is used whole
+    assert "Quick profile, with the data whole (iris, 150 rows)" in text
+
+
+def _source_href(path: str) -> str:
+    return f"source/{re.sub(r'[^a-z0-9]+', '-', path.lower())}.html"
+
+
+def test_captions_are_logged_beside_the_figures_in_order(tmp_path):
+    report = _report("unit01", 0.9, "quick", with_model=False)
+    report.figures = {"roc/curve: test": _png(), "confusion_matrix": _png()}
+    _write_run_files(report, tmp_path)
+    captions = (tmp_path / "figures" / "captions.json").read_text(encoding="utf-8")
+    assert list(json.loads(captions).items()) == [("roc-curve: test", CAPTION), ("confusion_matrix", "")]
+    assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == {"roc-curve: test", "confusion_matrix"}
+
+
+def test_evaluation_figures_come_with_class_names_and_captions():
+    from pipeline.evaluation import evaluate
+
+    report = _report("unit04", 0.9, "quick", with_model=False)
+    report.figures, report.captions = {}, {}
+    result = evaluate(LogisticRegression(), X, Y, X, Y, cv=0)
+    report.add_evaluation(result, prefix="tree ", class_names=("died", "survived"))
+    assert list(report.figures) == ["tree confusion_matrix", "tree roc_curve"]
+    assert "died predicted as survived (false positives)" in report.captions["tree confusion_matrix"]
+    assert "top-left corner" in report.captions["tree roc_curve"]
+
+
+def _page(unit_id: str, profile: str, refs: list[DataRef]) -> UnitPage:
+    return UnitPage(get_unit(unit_id), {"profile": profile, "metrics": {}},
+                    data_refs=[ref.as_dict() for ref in refs])
+
+
+def test_profile_note_says_what_quick_meant_for_the_unit():
+    iris, titanic = DataRef("iris", "v", 150, "sklearn", "quick"), DataRef("titanic", "v", 891, "mirror", "quick")
+    assert profile_note(_page("unit04", "quick", [iris, titanic])) == (
+        "Quick profile, with the data whole (iris, 150 rows; titanic, 891 rows) and the same settings as the "
+        "full profile: the numbers are the unit's results.")
+    note = profile_note(_page("unit07", "quick", [DataRef("mnist", "v", 7000, "mirror", "quick")]))
+    assert note.startswith("Quick profile: a subset of the data (mnist, 7,000 rows drawn at random: 6,000 train, "
+                           "1,000 test); 10 epochs instead of 20.")
+    assert get_unit("unit07").quick in note and "not the unit's result" in note
+    assert profile_note(_page("unit07", "full", [DataRef("mnist", "v", 70000, "mirror", "full")])) == ""
+
+
+def test_built_units_declare_what_they_teach():
+    for unit in all_units():
+        if not unit.implemented:
+            continue
+        assert len(unit.learned) >= 3 and unit.try_next, unit.id
+        assert unit.sources and all((REPO_ROOT / path).is_file() for path in unit.sources), unit.id
+        notes = lesson_notes(unit)
+        assert notes and not notes.startswith("# "), unit.id  # found, without the title
+    assert figure_title("confusion_matrix") == "Confusion matrix"
+    assert figure_title("roc_curve") == figure_title("roc curve") == "ROC curve"
 
 
 class _Content(HTMLParser):
@@ -164,9 +262,10 @@ def test_text_from_runs_is_escaped(site):
         content = _Content()
         content.feed(page)
         text = "".join(content.text)
-        assert not {"script", "check", "b"} & content.tags  # nor the notes' raw <b>
+        assert not {"script", "check", "b"} & content.tags  # nor the notes' or caption's raw <b>
         # in an audit table cell, a text artifact and the notes' code span: shown, not run
         assert text.count(HOSTILE) == 3 and "<b>positives</b>" in text
+        assert CAPTION in text  # a figure's caption
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in page  # Jinja's escaping
     # a parameter value, in the reproduce command
     page = (site.parent / "units/unit01/index.html").read_text(encoding="utf-8")
@@ -253,14 +352,33 @@ def _render(binary: str, page: Path, *action: str) -> subprocess.CompletedProces
 @pytest.mark.slow
 def test_pages_render_in_headless_chromium(site, tmp_path):
     binary = chromium()
-    for page in (site, site.parent / "units/unit01/index.html"):
+    unit_page = site.parent / "units/unit01/index.html"
+    source_page = site.parent / "units/unit01/source/src-pipeline-scratch-pca-py.html"
+    doms = {}
+    for page in (site, unit_page, source_page):
         dom = _render(binary, page, "--dump-dom")
         assert dom.returncode == 0, dom.stderr[-2000:]
         console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
         assert console == [], f"{page}: console messages:\n" + "\n".join(console)
-        assert "mlpath" in dom.stdout and "<table>" in dom.stdout
+        assert "mlpath" in dom.stdout
+        doms[page] = dom.stdout
+        if page == source_page:
+            continue
+        assert "<table>" in dom.stdout
 
-        shot = tmp_path / f"{page.parent.name}.png"
+        shot = tmp_path / f"{page.parent.name}-{page.stem}.png"
         out = _render(binary, page, f"--screenshot={shot}", "--window-size=1200,1600")
         assert out.returncode == 0, out.stderr[-2000:]
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+    # the unit page as the browser built it: its notes, captions, "Try next" and source links
+    content = _Content()
+    content.feed(doms[unit_page])
+    text = "".join(content.text)
+    assert "Lesson notes" in text and "Covariance: how features vary together" in text
+    assert CAPTION in text and "What you learned" in text and "Try next" in text
+    assert get_unit("unit01").try_next[0].command("unit01") in text
+    links = _Links()
+    links.feed(doms[unit_page])
+    assert {_source_href(path) for path in get_unit("unit01").sources} <= set(links.refs)
+    assert "def fit(self" in html.unescape(doms[source_page])  # the copied source, shown as text

@@ -437,3 +437,13 @@ def test_logistic_in_a_pipeline_under_cross_val_score_equals_sklearn():
 def test_logistic_rejects_a_single_class():
     with pytest.raises(ValueError, match="one class"):
         LogisticRegressionGD().fit(IRIS_X[:10], IRIS_Y[:10])
+
+
+def test_export_text_names_the_classes():
+    model = DecisionTreeClassifier(max_depth=1).fit(IRIS_X, IRIS_Y)
+    names = ["setosa", "versicolor", "virginica"]
+    assert export_text(model, IRIS_FEATURES, class_names=names).splitlines() == [
+        "|--- petal length (cm) <= 2.45", "|   |--- class: setosa",
+        "|--- petal length (cm) >  2.45", "|   |--- class: versicolor"]  # a 50/50 leaf: the first class
+    with pytest.raises(ValueError, match="class_names must contain 3"):
+        export_text(model, class_names=names[:2])

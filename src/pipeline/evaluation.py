@@ -80,7 +80,8 @@ class EvaluationResult:
     ``labels``, ``confusion_matrix`` (rows = true, columns = predicted, labels sorted) and
     ``y_score`` are None for regression; ``y_score`` is the positive-class score (n,) for
     binary problems, the class probabilities (n, n_classes) for multiclass, None when the
-    model gives no scores.
+    model gives no scores. ``class_names`` names the ``labels`` in figures (same order), None to
+    show the labels as they are.
     """
 
     task: str
@@ -95,6 +96,7 @@ class EvaluationResult:
     fold_metrics: list[dict[str, float]] = field(default_factory=list)
     cv_strategy: str = "none"
     notes: list[str] = field(default_factory=list)
+    class_names: list[str] | None = None
 
     def table(self) -> pd.DataFrame:
         """One row per metric; columns ``test``, ``cv_mean``, ``cv_std`` (NaN without CV)."""
@@ -125,16 +127,74 @@ class EvaluationResult:
             lines += ["", *(f"- {note}" for note in self.notes)]
         return "\n".join(lines) + "\n"
 
-    def figures(self) -> dict[str, Figure]:
-        """Figures for the test set: confusion matrix and ROC curve(s), or predicted vs actual."""
+    def display_names(self, class_names=None) -> list[str]:
+        """The classes as figures show them: ``class_names`` (see `class_display_names`), else the
+        result's ``class_names``, else the labels as text."""
+        if class_names is not None:
+            return class_display_names(self.labels, class_names)
+        return list(self.class_names) if self.class_names else [str(label) for label in self.labels]
+
+    def figures(self, class_names=None) -> dict[str, Figure]:
+        """Figures for the test set: confusion matrix and ROC curve(s), or predicted vs actual.
+
+        Classes are shown by name: ``class_names`` maps each label to its name (a dict) or is
+        indexed by the label (a sequence, for labels 0 .. k-1); without it, the result's own
+        ``class_names``, else the labels themselves.
+        """
         from pipeline import plots  # matplotlib only when figures are asked for
 
         if self.task == "regression":
             return {"predicted_vs_actual": plots.predicted_vs_actual_figure(self.y_true, self.y_pred)}
-        figures = {"confusion_matrix": plots.confusion_matrix_figure(self.confusion_matrix, self.labels)}
+        names = self.display_names(class_names)
+        figures = {"confusion_matrix": plots.confusion_matrix_figure(self.confusion_matrix, names)}
         if self.y_score is not None:
-            figures["roc_curve"] = plots.roc_curve_figure(self.y_true, self.y_score, self.labels)
+            figures["roc_curve"] = plots.roc_curve_figure(self.y_true, self.y_score, self.labels, names=names)
         return figures
+
+    def captions(self, class_names=None) -> dict[str, str]:
+        """What to look for in each of `figures`, by the same names."""
+        if self.task == "regression":
+            return {"predicted_vs_actual": PREDICTED_VS_ACTUAL_CAPTION}
+        captions = {"confusion_matrix": CONFUSION_MATRIX_CAPTION}
+        if len(self.labels) == 2:
+            negative, positive = self.display_names(class_names)
+            captions["confusion_matrix"] += (
+                f" Top right: {negative} predicted as {positive} (false positives); bottom left: "
+                f"{positive} predicted as {negative} (false negatives, the misses that lower recall).")
+        if self.y_score is not None:
+            captions["roc_curve"] = ROC_CURVE_CAPTION
+        return captions
+
+
+CONFUSION_MATRIX_CAPTION = (
+    "Test rows counted by true class (rows) and predicted class (columns). The diagonal holds the "
+    "correct predictions, every other cell one kind of mistake: look for the largest counts off the "
+    "diagonal, the classes the model confuses, and in which direction.")
+ROC_CURVE_CAPTION = (
+    "True-positive rate against false-positive rate as the decision threshold sweeps from strict to "
+    "lenient (one-vs-rest, one curve per class, when there are more than two). The dashed diagonal "
+    "is guessing; the nearer a curve runs to the top-left corner (AUC near 1), the better the "
+    "model's scores rank positives above negatives, whatever threshold is chosen.")
+PREDICTED_VS_ACTUAL_CAPTION = (
+    "Each test row's prediction against its true value; a perfect model puts every point on the "
+    "dashed y = x line. Look for points far from it, and for a curve or a fan shape: errors that "
+    "depend on the value.")
+
+
+def class_display_names(labels: Sequence, class_names) -> list[str]:
+    """Names for ``labels``: ``class_names`` is a mapping label -> name (labels it lacks are shown
+    as they are) or a sequence indexed by the label, for integer labels 0 .. k-1 (CIFAR-10's ten
+    names, the digits of MNIST)."""
+    if isinstance(class_names, Mapping):
+        return [str(class_names.get(label, label)) for label in labels]
+    names = list(class_names)
+    shown = []
+    for label in labels:
+        if not isinstance(label, (int, np.integer)) or not 0 <= label < len(names):
+            raise ValueError(f"class_names as a sequence is indexed by the label; label {label!r} has no "
+                             f"name among {len(names)}; pass a dict label -> name")
+        shown.append(str(names[label]))
+    return shown
 
 
 def evaluate(
@@ -149,6 +209,7 @@ def evaluate(
     stratified: bool = True,
     seed: int = 0,
     fit: bool = True,
+    class_names=None,
 ) -> EvaluationResult:
     """Cross-validate on the training set, fit on all of it, and score the test set.
 
@@ -164,6 +225,8 @@ def evaluate(
     stratified : use StratifiedKFold for classification (KFold for regression regardless).
     seed : shuffles the folds.
     fit : False evaluates ``model`` as already fitted on the test set (CV still fits clones).
+    class_names : names of the classes for figures, a dict label -> name or a sequence indexed
+        by the label (see `class_display_names`); None shows the labels.
 
     Returns
     -------
@@ -221,6 +284,8 @@ def evaluate(
         fold_metrics=fold_metrics,
         cv_strategy=cv_strategy,
         notes=notes,
+        class_names=None if labels is None or class_names is None
+        else class_display_names(labels.tolist(), class_names),
     )
 
 

@@ -39,20 +39,24 @@ def confusion_matrix_figure(cm: np.ndarray, labels: Sequence, title: str = "Conf
     return fig
 
 
-def roc_curve_figure(y_true, y_score: np.ndarray, labels: Sequence, title: str = "ROC curve") -> Figure:
+def roc_curve_figure(y_true, y_score: np.ndarray, labels: Sequence, title: str = "ROC curve",
+                     names: Sequence[str] | None = None) -> Figure:
     """ROC curve(s) with AUC in the legend.
 
     ``y_score`` (n,) scores the greater label (``labels[-1]``) of a binary problem: one curve.
     ``y_score`` (n, k) holds class probabilities in ``labels`` order: one one-vs-rest curve per class.
+    ``names`` (aligned with ``labels``) names the classes in the legend; by default the labels.
     """
     y_true = np.asarray(y_true)
     y_score = np.asarray(y_score)
+    names = [str(label) for label in labels] if names is None else list(names)
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
     if y_score.ndim == 1:
-        curves = [(str(labels[-1]), y_true == labels[-1], y_score)]
+        curves = [(names[-1], y_true == labels[-1], y_score)]
     else:
-        curves = [(f"{label} vs rest", y_true == label, y_score[:, i]) for i, label in enumerate(labels)]
+        curves = [(f"{name} vs rest", y_true == label, y_score[:, i])
+                  for i, (label, name) in enumerate(zip(labels, names))]
     for name, positive, score in curves:
         if positive.all() or not positive.any():
             continue  # a class absent from y_true has no curve
@@ -138,18 +142,20 @@ def bar_figure(values: Sequence[float], labels: Sequence, title: str = "", ylabe
     return fig
 
 
-def history_figure(history, title: str = "Training") -> Figure:
-    """Loss and accuracy per epoch of a training history.
+def history_figure(history, title: str = "Training", val_label: str = "validation") -> Figure:
+    """Loss and accuracy per epoch of a training history, training and validation on one axis.
 
     ``history`` is a list of per-epoch dicts or a dict of per-epoch lists, with ``loss``/``accuracy``
-    or ``train_loss``/``train_accuracy``, and ``val_loss``/``val_accuracy`` when validated.
+    or ``train_loss``/``train_accuracy`` (when it has both, ``train_*`` is drawn), and
+    ``val_loss``/``val_accuracy`` when validated; ``val_label`` names the validation curves.
     """
     frame = pd.DataFrame(history)
     epochs = frame["epoch"] if "epoch" in frame else np.arange(1, len(frame) + 1)
     fig = Figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy")):
-        for label, column in (("train", f"train_{metric}"), ("train", metric), ("val", f"val_{metric}")):
+        train_column = f"train_{metric}" if f"train_{metric}" in frame else metric
+        for label, column in (("training", train_column), (val_label, f"val_{metric}")):
             if column in frame:
                 ax.plot(epochs, frame[column], marker="o", label=label)
         ax.set(xlabel="epoch", ylabel=metric, title=f"{title}: {metric}")
@@ -171,6 +177,141 @@ def image_grid_figure(images: np.ndarray, titles: Sequence[str], ncols: int = 8,
     if title:
         fig.suptitle(title)
     return fig
+
+
+def loss_curve_figure(losses: Sequence[float], optimum: float | None = None, title: str = "Gradient descent",
+                      ylabel: str = "loss") -> Figure:
+    """The loss before each gradient step (log step axis); with ``optimum`` (the loss at the exact
+    minimum) a second panel shows ``loss - optimum`` on a log axis, where steady convergence is a
+    straight line."""
+    losses = np.asarray(losses, dtype=float)
+    steps = np.arange(1, len(losses) + 1)
+    fig = Figure(figsize=(10 if optimum is not None else 5, 4))
+    axes = np.atleast_1d(fig.subplots(1, 2 if optimum is not None else 1))
+    axes[0].plot(steps, losses)
+    if optimum is not None:
+        axes[0].axhline(optimum, linestyle="--", color="grey", label="exact minimum (closed form)")
+        axes[0].legend(loc="upper right")
+    axes[0].set(xscale="log", xlabel="gradient step", ylabel=ylabel, title=f"{title}: {ylabel}")
+    if optimum is not None:
+        excess = losses - optimum
+        keep = excess > 0  # exactly 0 (or rounding below it) has no place on a log axis
+        axes[1].plot(steps[keep], excess[keep])
+        axes[1].set(yscale="log", xlabel="gradient step", ylabel=f"{ylabel} − minimum",
+                    title="distance to the minimum")
+    return fig
+
+
+def tree_figure(root, feature_names: Sequence[str], class_names: Sequence[str], title: str = "",
+                max_depth: int = 4) -> Figure:
+    """A fitted decision tree drawn from the root (left) to the leaves (right): each split's
+    question, entropy and rows; each leaf's class, rows and purity, tinted by class. The upper
+    branch of a split answers yes (``x <= threshold``).
+
+    ``root`` is a node as ``pipeline.scratch.tree.Node`` has them (``feature``, ``threshold``,
+    ``left``, ``right``, ``value`` class frequencies, ``n_samples``, ``impurity``, ``is_leaf``).
+    Subtrees below ``max_depth`` are drawn as one box saying how many rows they hold.
+    """
+    positions: dict[int, tuple[int, float]] = {}  # id(node) -> (depth, row)
+    nodes: list[tuple[object, int, bool]] = []  # (node, depth, drawn as a leaf)
+    next_row = [0.0]
+
+    def place(node, depth: int) -> float:
+        shown_as_leaf = node.is_leaf or depth >= max_depth
+        if shown_as_leaf:
+            row = next_row[0]
+            next_row[0] += 1
+        else:
+            row = (place(node.left, depth + 1) + place(node.right, depth + 1)) / 2
+        positions[id(node)] = (depth, row)
+        nodes.append((node, depth, shown_as_leaf))
+        return row
+
+    place(root, 0)
+    depth = max(d for _, d, _ in nodes)
+    rows = next_row[0]
+    fig = Figure(figsize=(2.4 * (depth + 1) + 0.4, max(3.0, 0.62 * rows + 0.8)))
+    ax = fig.subplots()
+    ax.axis("off")
+    colours = matplotlib.colormaps["tab10"]
+    for node, d, shown_as_leaf in nodes:
+        if shown_as_leaf:
+            continue
+        _, row = positions[id(node)]
+        for child, answer in ((node.left, "yes"), (node.right, "no")):
+            cd, child_row = positions[id(child)]
+            ax.plot([d, d + 0.5, d + 0.5, cd], [-row, -row, -child_row, -child_row], color="#9aa3af", zorder=1)
+            ax.text(d + 0.5, -(row + child_row) / 2, answer, fontsize=7, color="#6b7380", ha="center",
+                    va="center", backgroundcolor="white", zorder=2)
+    for node, d, shown_as_leaf in nodes:
+        _, row = positions[id(node)]
+        majority = int(np.argmax(node.value))
+        if shown_as_leaf and not node.is_leaf:
+            text, face = f"subtree, {_rows(node.n_samples)}", "#f4f6f9"
+        elif shown_as_leaf:
+            text = f"{class_names[majority]}: {_rows(node.n_samples)}, {node.value[majority]:.0%}"
+            strength = 0.15 + 0.5 * float(node.value[majority])  # purer leaves deeper in colour
+            face = 1 - strength * (1 - np.asarray(matplotlib.colors.to_rgb(colours(majority % 10))))
+        else:
+            text = (f"{feature_names[node.feature]} ≤ {node.threshold:.2f}?\n"
+                    f"entropy {node.impurity:.2f}, {_rows(node.n_samples)}")
+            face = "white"
+        ax.text(d, -row, text, ha="center", va="center", fontsize=7.5, zorder=3,
+                bbox={"boxstyle": "round,pad=0.35", "facecolor": face, "edgecolor": "#6b7380"})
+    ax.set(xlim=(-0.55, depth + 0.55), ylim=(-rows + 0.4, 0.6))
+    if title:
+        ax.set_title(f"{title} (leaves: majority class, rows, share of that class)")
+    return fig
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def decision_boundary_figure(model, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str],
+                             class_names: Sequence[str], title: str = "", X_test=None, y_test=None,
+                             resolution: int = 300) -> Figure:
+    """The class a fitted 2-feature model predicts over the plane (shaded), with the training
+    points (dots) and, when given, the test points (crosses); ``y`` holds codes 0 .. k-1 that
+    index ``class_names``."""
+    X, y = np.asarray(X, dtype=float), np.asarray(y)
+    every = X if X_test is None else np.vstack([X, np.asarray(X_test, dtype=float)])
+    low, high = every.min(axis=0), every.max(axis=0)
+    margin = 0.05 * (high - low)
+    xs = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
+    ys = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    regions = np.asarray(model.predict(np.column_stack([grid_x.ravel(), grid_y.ravel()])))
+    colours = matplotlib.colormaps["tab10"]
+    k = len(class_names)
+    cmap = matplotlib.colors.ListedColormap([colours(i % 10) for i in range(k)])
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
+    ax.pcolormesh(grid_x, grid_y, regions.reshape(grid_x.shape).astype(float), cmap=cmap, vmin=-0.5,
+                  vmax=k - 0.5, alpha=0.25, shading="auto")
+    for code, name in enumerate(class_names):
+        mask = y == code
+        ax.scatter(X[mask, 0], X[mask, 1], s=16, color=colours(code % 10), edgecolor="white",
+                   linewidth=0.5, label=f"{name} (train)")
+        if X_test is not None:
+            test_mask = np.asarray(y_test) == code
+            ax.scatter(np.asarray(X_test)[test_mask, 0], np.asarray(X_test)[test_mask, 1], s=28,
+                       marker="x", color=colours(code % 10), label=f"{name} (test)")
+    ax.set(xlabel=feature_names[0], ylabel=feature_names[1], title=title)
+    ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+def mistakes_figure(images: np.ndarray, y_true, y_pred, class_names: Sequence[str], n: int = 32,
+                    what: str = "test images", ncols: int = 8) -> Figure:
+    """The first ``n`` images whose prediction is wrong, each captioned "true → predicted" by class
+    name; ``class_names`` is indexed by the labels (codes 0 .. k-1)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = np.flatnonzero(y_pred != y_true)
+    shown = wrong[:n]
+    captions = [f"{class_names[t]} → {class_names[p]}" for t, p in zip(y_true[shown], y_pred[shown])]
+    title = f"{len(wrong)} of {len(y_true)} {what} misclassified (first {len(shown)}): true → predicted"
+    return image_grid_figure(np.asarray(images)[shown], captions, ncols=ncols, title=title)
 
 
 def figure_to_png(fig: Figure) -> bytes:

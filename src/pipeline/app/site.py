@@ -2,8 +2,13 @@
 
 ``build_site(out_dir)`` writes ``index.html`` (the whole results table) and one page per unit with
 a run, ``units/<unit>/index.html``, with the run's figures copied beside it and its tables inlined.
+A unit page teaches: its figures with captions saying what to look for (``figures/captions.json``
+of the run), "What you learned" and "Try next" from the unit's spec, the spec's from-scratch
+source files copied beside the page as HTML (``units/<unit>/source/``, so the site works far from
+the checkout), the lesson notes (the spec's ``notes`` markdown) and what the quick profile meant
+for this unit; then the comparison with the library twins, tables, data, and every metric last.
 The site reads from disk with no server, loads nothing from the network and uses no JavaScript.
-The pages are Jinja2 templates (``templates/site/``, every value autoescaped); unit notes are
+The pages are Jinja2 templates (``templates/site/``, every value autoescaped); notes are
 CommonMark with tables, raw HTML and images off.
 
 Reference numbers (each unit spec's ``references``) are published results from elsewhere, shown
@@ -17,6 +22,7 @@ import os
 import re
 import shlex
 import shutil
+import struct
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +40,8 @@ from pipeline.units import UnitSpec, all_units, get_unit
 
 SITE_DIR_NAME = "site"
 _AUDIT_PREFIX = "audit:"
+REPO_ROOT = Path(__file__).resolve().parents[3]  # the checkout: notes and sources are read from it
+_WIDE_FIGURE_PX = 760  # a PNG wider than this gets a row of its own on the page
 
 
 def default_site_dir() -> Path:
@@ -80,7 +88,8 @@ class UnitPage:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     started: datetime | None = None
-    figures: dict[str, Path] = field(default_factory=dict)  # caption -> downloaded PNG
+    figures: dict[str, Path] = field(default_factory=dict)  # figure name -> downloaded PNG
+    captions: dict[str, str] = field(default_factory=dict)  # figure name -> what to look for
     tables: dict[str, Any] = field(default_factory=dict)  # name -> DataFrame
     texts: dict[str, str] = field(default_factory=dict)
     data_refs: list[dict[str, Any]] = field(default_factory=list)
@@ -122,7 +131,8 @@ def build_site(out_dir: Path) -> Path:
             if folder.exists():
                 shutil.rmtree(folder)
             (folder / "figures").mkdir(parents=True)
-            _write(folder / "index.html", _unit_html(page, _copy_figures(page, folder / "figures")))
+            sources = _write_sources(page.unit, folder / "source")
+            _write(folder / "index.html", _unit_html(page, _copy_figures(page, folder / "figures"), sources))
             pages[unit_id] = page
     index = out_dir / "index.html"
     _write(index, _index_html(pages))
@@ -160,7 +170,12 @@ def _read_run(unit: UnitSpec, result: dict[str, Any], download_dir: Path) -> Uni
     root = Path(mlflow_client.download_artifacts(result["run_id"], "", str(download_dir)))
     page = UnitPage(unit, result, params=dict(run.data.params), tags=dict(run.data.tags),
                     started=datetime.fromtimestamp(run.info.start_time / 1000, UTC))
-    page.figures = {png.stem: png for png in sorted((root / "figures").glob("*.png"))}
+    pngs = {png.stem: png for png in sorted((root / "figures").glob("*.png"))}
+    captions_file = root / "figures" / "captions.json"
+    if captions_file.exists():  # the report's figure order, and a caption for each
+        page.captions = {name: text for name, text in json.loads(captions_file.read_text(encoding="utf-8")).items()
+                         if name in pngs}
+    page.figures = {name: pngs[name] for name in page.captions} | pngs
     page.tables = {csv.stem: pd.read_csv(csv, index_col=0) for csv in sorted((root / "tables").glob("*.csv"))}
     page.texts = {txt.stem: txt.read_text(encoding="utf-8") for txt in sorted(root.glob("*.txt"))}
     if (root / "data_refs.json").exists():
@@ -196,17 +211,113 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "figure"
 
 
-def _copy_figures(page: UnitPage, folder: Path) -> dict[str, str]:
-    """Copy the PNGs under file names safe in any URL; caption -> path relative to the page."""
-    copied: dict[str, str] = {}
-    for caption, png in page.figures.items():
-        name, n = _slug(caption), 1
+@dataclass(frozen=True)
+class FigureView:
+    """A figure as the page shows it: a title from its name, the copied PNG, its caption."""
+
+    name: str
+    src: str  # relative to the page
+    caption: str
+    wide: bool
+
+    @property
+    def title(self) -> str:
+        return figure_title(self.name)
+
+
+_ACRONYMS = {"roc": "ROC", "pca": "PCA", "mlp": "MLP", "cnn": "CNN", "cv": "CV", "2d": "2-D"}
+
+
+def figure_title(name: str) -> str:
+    """A figure's name as a title: "confusion_matrix" -> "Confusion matrix", "roc_curve" -> "ROC curve"."""
+    text = " ".join(_ACRONYMS.get(word, word) for word in name.replace("_", " ").split())
+    return text[:1].upper() + text[1:]
+
+
+def _copy_figures(page: UnitPage, folder: Path) -> list[FigureView]:
+    """Copy the PNGs under file names safe in any URL, in the report's order, with their captions."""
+    copied: list[FigureView] = []
+    for figure, png in page.figures.items():
+        name, n = _slug(figure), 1
         while (folder / f"{name}.png").exists():
             n += 1
-            name = f"{_slug(caption)}-{n}"
+            name = f"{_slug(figure)}-{n}"
         shutil.copyfile(png, folder / f"{name}.png")
-        copied[caption] = f"figures/{name}.png"
+        copied.append(FigureView(figure, f"figures/{name}.png", page.captions.get(figure, ""),
+                                 _png_width(png) > _WIDE_FIGURE_PX))
     return copied
+
+
+def _png_width(png: Path) -> int:
+    """Width in pixels from the PNG header (IHDR), 0 when it is not a PNG."""
+    with png.open("rb") as file:
+        head = file.read(24)
+    return struct.unpack(">I", head[16:20])[0] if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+
+
+@dataclass(frozen=True)
+class SourceLink:
+    """One of the unit's from-scratch source files: its path in the repository and, when it was
+    found and copied, the HTML copy's path relative to the unit page."""
+
+    path: str
+    href: str | None
+
+
+def _write_sources(unit: UnitSpec, folder: Path, root: Path = REPO_ROOT) -> list[SourceLink]:
+    """Copy each of the spec's ``sources`` as an HTML page (the text escaped, lines numbered)."""
+    links = []
+    for path in unit.sources:
+        source = root / path
+        if not source.is_file():
+            links.append(SourceLink(path, None))
+            continue
+        folder.mkdir(exist_ok=True)
+        name = f"{_slug(path)}.html"
+        _write(folder / name, _templates().get_template("source.html").render(
+            unit=unit, path=path, lines=source.read_text(encoding="utf-8").splitlines()))
+        links.append(SourceLink(path, f"source/{name}"))
+    return links
+
+
+def lesson_notes(unit: UnitSpec, root: Path = REPO_ROOT) -> str:
+    """The unit's notes (its spec's ``notes`` markdown) without their title, "" when missing: the
+    page has the unit's title already."""
+    if unit.notes is None or not (root / unit.notes).is_file():
+        return ""
+    lines = (root / unit.notes).read_text(encoding="utf-8").splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(lines).strip()
+
+
+def profile_note(page: UnitPage) -> str:
+    """What the run's profile meant for this unit, from its data references (rows, profile, and
+    the catalog's quick sizes) and the spec's ``quick``; "" for a full run."""
+    if page.profile != "quick":
+        return ""
+    from pipeline.data import DATASETS
+
+    whole, subsets = [], []
+    for ref in page.data_refs:
+        name, rows = ref.get("name", ""), ref.get("rows")
+        rows = f"{rows:,} rows" if isinstance(rows, int) else "its rows"
+        sizes = dict(DATASETS[name].quick_sizes) if name in DATASETS else {}
+        if sizes and ref.get("profile") == "quick":
+            splits = ", ".join(f"{n:,} {split}" for split, n in sizes.items())
+            subsets.append(f"{name}, {rows} drawn at random: {splits}")
+        else:
+            whole.append(f"{name}, {rows}")
+    if not page.data_refs:
+        return "Quick profile: a smoke run; the full profile gives the numbers to quote."
+    if not subsets and not page.unit.quick:
+        return (f"Quick profile, with the data whole ({'; '.join(whole)}) and the same settings as the full "
+                "profile: the numbers are the unit's results.")
+    parts = ([f"a subset of the data ({'; '.join(subsets)})"] if subsets else []) + \
+            ([f"the whole of {'; '.join(whole)}"] if whole else []) + \
+            ([page.unit.quick] if page.unit.quick else [])
+    return ("Quick profile: " + "; ".join(parts) + ". A smoke run, not the unit's result: the full profile "
+            "gives the numbers to quote.")
 
 
 def reproduce_command(unit_id: str, profile: str, params: dict[str, str]) -> str:
@@ -294,15 +405,15 @@ class FrameTable:
         return cls(columns, rows, not plain_index)
 
 
-def _unit_html(page: UnitPage, figures: dict[str, str]) -> str:
+def _unit_html(page: UnitPage, figures: list[FigureView], sources: list[SourceLink]) -> str:
     audits = {name[len(_AUDIT_PREFIX):].strip(): FrameTable.of(frame)
               for name, frame in page.tables.items() if name.startswith(_AUDIT_PREFIX)}
     tables = {name: FrameTable.of(frame)
               for name, frame in page.tables.items() if not name.startswith(_AUDIT_PREFIX)}
     return _templates().get_template("unit.html").render(
-        page=page, unit=page.unit, figures=figures, audits=audits, tables=tables,
+        page=page, unit=page.unit, figures=figures, audits=audits, tables=tables, sources=sources,
         command=reproduce_command(page.unit.id, page.profile, page.params),
-        references=page.unit.references)
+        references=page.unit.references, lesson=lesson_notes(page.unit), profile_note=profile_note(page))
 
 
 def _index_html(pages: dict[str, UnitPage]) -> str:

@@ -32,6 +32,14 @@ from pipeline.units.unit08_cnn import SPEC
 SIMPLE = "Model A: simple CNN"
 RESNET = "Model B: small ResNet"
 
+# What to look for in each figure of the unit, printed under it on the results site.
+CAPTIONS = {
+    "misclassified": "Test images Model B got wrong, each captioned true → predicted. Look for the "
+                     "confusions that repeat: classes that share shapes, colours and backgrounds (cat "
+                     "and dog, automobile and truck, deer and horse, airplane and ship against blue). "
+                     "At 32 × 32 pixels some are hard for a person too.",
+}
+
 # Per profile: (model factory, training settings). Quick fits 2 CPU cores in about a minute; full
 # is the real run: Model B follows the ResNet-9 recipe (24-epoch one-cycle SGD, with the label
 # smoothing of 0.2 from its authors' later runs) at half its width, a quarter of its compute, so
@@ -89,10 +97,8 @@ def per_class_accuracy(confusion: np.ndarray) -> pd.Series:
                      name="accuracy")
 
 
-def predictions_figure(split: Split, y_pred: np.ndarray, n: int = 32):
-    """The first ``n`` test images, captioned with the prediction (and the truth where wrong)."""
-    from pipeline.plots import image_grid_figure
+def misclassified_figure(split: Split, y_pred: np.ndarray, n: int = 32):
+    """The first ``n`` test images Model B got wrong, captioned "true → predicted"."""
+    from pipeline.plots import mistakes_figure
 
-    captions = [CIFAR10_CLASSES[p] if p == t else f"{CIFAR10_CLASSES[p]}\n(is {CIFAR10_CLASSES[t]})"
-                for t, p in zip(split.y_test[:n], y_pred[:n])]
-    return image_grid_figure(split.X_test[:n], captions, title="Model B on test images")
+    return mistakes_figure(split.X_test, split.y_test, y_pred, CIFAR10_CLASSES, n, what="test images")

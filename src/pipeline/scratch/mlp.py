@@ -273,23 +273,34 @@ def train(
     seed: int = 0,
     X_val=None,
     y_val=None,
+    score_train_rows: int = 0,
     on_epoch_end: Callable[[int, dict[str, list[float]]], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``net`` in place for ``epochs`` epochs with a learning-rate schedule.
 
     X (N, n_in) and y (N,) class indices; ``X_val``/``y_val`` likewise, scored after each epoch.
+    ``score_train_rows`` > 0 also scores the first that many training rows after each epoch, as
+    they are (no shift) with the weights of that moment: a training curve measured the way the
+    validation one is, where the running figures mix a whole epoch of changing weights and
+    shifted images. Scoring reads the weights only: training is the same with or without it.
     ``on_epoch_end(epoch, history)`` is called after each epoch, e.g. to log progress.
 
     Returns
     -------
     dict
-        Per-epoch lists: ``lr``, ``loss``, ``accuracy`` (running, see `train_epoch`) and, with
-        validation data, ``val_loss`` and ``val_accuracy``.
+        Per-epoch lists: ``lr``, ``loss``, ``accuracy`` (running, see `train_epoch`); with
+        ``score_train_rows``, ``train_loss`` and ``train_accuracy``; with validation data,
+        ``val_loss`` and ``val_accuracy``.
     """
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {"lr": [], "loss": [], "accuracy": []}
+    scored = {}
+    if score_train_rows > 0:
+        scored["train"] = (X[:score_train_rows], y[:score_train_rows])
     if X_val is not None:
-        history.update(val_loss=[], val_accuracy=[])
+        scored["val"] = (X_val, y_val)
+    for prefix in scored:
+        history.update({f"{prefix}_loss": [], f"{prefix}_accuracy": []})
     for epoch in range(epochs):
         epoch_lr = learning_rate(lr_schedule, lr, epoch, epochs)
         loss, accuracy = train_epoch(
@@ -300,10 +311,10 @@ def train(
         history["accuracy"].append(accuracy)
         if not np.isfinite(loss):
             raise FloatingPointError(f"training diverged in epoch {epoch} (loss {loss}); lower lr={lr}")
-        if X_val is not None:
-            logits = predict_logits(net, X_val)
-            history["val_loss"].append(cross_entropy(logits, y_val))
-            history["val_accuracy"].append(float(np.mean(logits.argmax(axis=1) == y_val)))
+        for prefix, (X_scored, y_scored) in scored.items():
+            logits = predict_logits(net, X_scored)
+            history[f"{prefix}_loss"].append(cross_entropy(logits, y_scored))
+            history[f"{prefix}_accuracy"].append(float(np.mean(logits.argmax(axis=1) == y_scored)))
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
     return history
@@ -377,10 +388,11 @@ class NumpyMLPClassifier(ClassifierMixin, ModelAdapter):
         self.max_shift = max_shift
         self.seed = seed
 
-    def fit(self, X, y, X_val=None, y_val=None, on_epoch_end=None):
+    def fit(self, X, y, X_val=None, y_val=None, on_epoch_end=None, score_train_rows=0):
         """Train on X (n_samples, n_features), ideally scaled to [0, 1], and labels y (n_samples,).
 
-        ``X_val``, ``y_val`` (optional) are scored after every epoch into ``history_``;
+        ``X_val``, ``y_val`` (optional) are scored after every epoch into ``history_``, and so are
+        the first ``score_train_rows`` training rows; both are only measured (see `train`).
         ``on_epoch_end`` goes to `train`. Returns self.
         """
         X, y = validate_data(self, X, y, dtype=np.float32)
@@ -414,6 +426,7 @@ class NumpyMLPClassifier(ClassifierMixin, ModelAdapter):
             seed=self.seed,
             X_val=X_val,
             y_val=val_codes,
+            score_train_rows=score_train_rows,
             on_epoch_end=on_epoch_end,
         )
         return self

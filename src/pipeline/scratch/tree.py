@@ -309,7 +309,7 @@ def preorder_splits(model):
     return splits
 
 
-def export_text(tree, feature_names=None, decimals=2, spacing=3):
+def export_text(tree, feature_names=None, decimals=2, spacing=3, class_names=None):
     """Text rendering of our fitted tree in ``sklearn.tree.export_text``'s layout.
 
     Parameters
@@ -322,6 +322,9 @@ def export_text(tree, feature_names=None, decimals=2, spacing=3):
         Digits shown for thresholds.
     spacing : int, default=3
         Width of one level of indentation.
+    class_names : list of str, optional
+        Names for the classes in ``classes_`` order (scikit-learn's ``class_names``); by default
+        the labels themselves.
 
     Returns
     -------
@@ -336,13 +339,16 @@ def export_text(tree, feature_names=None, decimals=2, spacing=3):
         raise ValueError(
             f"feature_names must contain {tree.n_features_in_} elements, got {len(feature_names)}."
         )
+    classes = list(tree.classes_) if class_names is None else list(class_names)
+    if len(classes) != len(tree.classes_):
+        raise ValueError(f"class_names must contain {len(tree.classes_)} elements, got {len(classes)}.")
     report = StringIO()
 
     def write(node, depth):
         indent = ("|" + " " * spacing) * depth
         indent = indent[:-spacing] + "-" * spacing
         if node.is_leaf:
-            report.write(f"{indent} class: {tree.classes_[np.argmax(node.value)]}\n")
+            report.write(f"{indent} class: {classes[np.argmax(node.value)]}\n")
             return
         name, threshold = feature_names[node.feature], f"{node.threshold:.{decimals}f}"
         report.write(f"{indent} {name} <= {threshold}\n")

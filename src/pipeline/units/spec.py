@@ -85,6 +85,11 @@ class UnitSpec:
     challenger. ``params`` is the flow's typed parameter model (the ``--set`` keys and the Prefect
     form). ``notes`` and ``notebook`` are paths from the repository root. ``number`` orders the
     path (the capstone comes last).
+
+    What the results site teaches from: ``learned`` is a few sentences for "What you learned";
+    ``sources`` the from-scratch source files (paths from the repository root) the site copies
+    and links; ``quick`` what the quick profile changes besides the data (e.g. fewer epochs),
+    None when nothing else changes.
     """
 
     id: str
@@ -104,6 +109,9 @@ class UnitSpec:
     notebook: str | None = None
     try_next: tuple[Experiment, ...] = ()
     monitor: DriftMonitor | None = None
+    learned: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    quick: str | None = None
 
     def __post_init__(self):
         problems = []
@@ -120,6 +128,9 @@ class UnitSpec:
                 problems.append("a built unit (flow set) needs its datasets")
         if self.monitor is not None and self.monitor.dataset not in self.datasets:
             problems.append(f"monitor.dataset {self.monitor.dataset!r} is not one of the unit's datasets")
+        for path in (self.notes, self.notebook, *self.sources):
+            if path is not None and (path.startswith("/") or ".." in path.split("/")):
+                problems.append(f"paths are from the repository root, got {path!r}")
         if not issubclass(self.params, UnitParams):
             problems.append("params must subclass pipeline.params.UnitParams")
         if problems:

@@ -40,4 +40,17 @@ SPEC = UnitSpec(
         Experiment(("test_size=0.5",), "how the test accuracy moves when half the 150 flowers are held "
                                        "out: with 38 test rows one flower is 2.6 points"),
     ),
+    learned=(
+        "The covariance matrix says how features vary together; as a linear map it stretches space "
+        "along its eigenvectors, by its eigenvalues, and only turns every other direction.",
+        "PCA is centre, covariance, eigendecomposition, sort, project: the eigenvectors of the largest "
+        "eigenvalues are the directions of most variance.",
+        "On Iris, PC1 alone holds 92 % of the variance and two components 98 %: four measurements "
+        "are nearly two-dimensional.",
+        "A classifier on 2 components scores almost what it scores on all 4 features, and with 38 "
+        "test rows the CV mean is the steadier estimate.",
+        "Our PCA equals scikit-learn's to 1e-8, once eigenvector signs (which are arbitrary) are "
+        "fixed the same way.",
+    ),
+    sources=("src/pipeline/scratch/pca.py", "src/pipeline/lessons/pca.py", "flows/unit01_pca.py"),
 )

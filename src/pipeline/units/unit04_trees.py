@@ -31,12 +31,26 @@ SPEC = UnitSpec(
     notes="docs/unit04_trees.md",
     notebook="notebooks/unit04_trees.ipynb",
     try_next=(
-        Experiment(("max_depth=12",), "over-fitting: training accuracy climbs towards 1.0 while the CV "
-                                      "and test accuracy fall below depth 4's"),
+        Experiment(("max_depth=12",), "over-fitting: the CV and test accuracy fall below depth 4's while "
+                                      "the printed trees grow many leaves of a few rows each"),
         Experiment(("max_depth=null", "min_samples_split=20"),
                    "a fully grown tree held back only by node size: compare its printed size and test "
                    "accuracy with depth 4"),
         Experiment(("max_depth=1",), "a stump: the root split on Sex alone, and how much accuracy one "
                                      "question already buys"),
     ),
+    learned=(
+        "Entropy measures how mixed a node's classes are; a split's information gain is the entropy "
+        "it removes, weighted by the size of each side.",
+        "A tree is grown greedily: at every node, try every feature and every midpoint threshold, "
+        "keep the best, recurse. Its decision regions are axis-aligned rectangles.",
+        "Depth is the knob between bias and variance: a deeper tree fits the training rows better "
+        "and new rows worse.",
+        "Gradient descent on standardised features walks the mean squared error down to the "
+        "closed-form least-squares solution; the loss falls geometrically once near it.",
+        "Logistic regression is the same loop with a sigmoid and the log loss; ours matches "
+        "scikit-learn's unpenalised fit, and both trees make the same splits where no ties occur.",
+    ),
+    sources=("src/pipeline/scratch/tree.py", "src/pipeline/scratch/linear.py",
+             "src/pipeline/lessons/trees.py", "flows/unit04_trees.py"),
 )

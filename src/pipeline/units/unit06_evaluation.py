@@ -51,5 +51,18 @@ SPEC = UnitSpec(
                    "accuracy peaks early and falls (variance)"),
         Experiment(("test_size=0.4",), "whether the model chosen on CV F1 changes when less data trains it"),
     ),
+    learned=(
+        "Choose models on cross-validation over the training rows and report the test set once; "
+        "choosing on test scores turns the test set into training data.",
+        "Stratified K-fold keeps each fold's class balance; the spread across folds says how much "
+        "a score can be trusted.",
+        "The confusion matrix is where accuracy, precision, recall and F1 come from; ROC AUC scores "
+        "the ranking, independent of the threshold.",
+        "When positives are rare, accuracy flatters a model that finds none: read recall and F1.",
+        "The validation curve shows bias (both scores low) and variance (training far above CV) "
+        "as the tree deepens.",
+    ),
+    sources=("src/pipeline/evaluation.py", "src/pipeline/lessons/model_selection.py",
+             "flows/unit06_evaluation.py"),
     monitor=DriftMonitor("titanic", threshold=0.2, cron="0 6 * * *"),
 )

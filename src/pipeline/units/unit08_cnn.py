@@ -44,4 +44,19 @@ SPEC = UnitSpec(
         Experiment(("epochs_resnet=1",), "Model B after one epoch of one-cycle SGD: the schedule "
                                          "matters as much as the architecture"),
     ),
+    learned=(
+        "A convolution slides one small kernel over the image: few weights, shared across "
+        "positions, so a pattern is found wherever it is.",
+        "Kernel, stride and padding set each layer's output size; pooling halves it and widens "
+        "what each unit sees (the receptive field).",
+        "Batch norm and residual connections let a deeper network train fast and stably: on the full "
+        "profile the small ResNet reaches 0.89 test accuracy, the tutorial net 0.67.",
+        "Random crops and flips make new training images for free; the one-cycle learning-rate "
+        "schedule matters as much as the architecture.",
+        "The confusion matrix shows which classes look alike to the network (cat and dog, "
+        "automobile and truck).",
+    ),
+    sources=("src/pipeline/models/cnn.py", "src/pipeline/training/loop.py", "src/pipeline/augment.py",
+             "src/pipeline/lessons/cifar_cnn.py", "flows/unit08_cnn.py"),
+    quick="Model A trains 5 epochs instead of 20, Model B 4 instead of 24 at half the width",
 )
