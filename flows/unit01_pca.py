@@ -29,6 +29,7 @@ def unit01_pca(params: Unit01Params = Unit01Params()) -> dict:
     report = UnitReport.for_unit(
         UNIT, params, main, {"iris": checks}, class_names=IRIS_SPECIES, metrics=pca.variance_metrics(fit.ours),
         data_refs=[iris.ref], model=main.model, model_example=fit.split.X_test[:5],
+        holdout=(fit.split.X_test, fit.split.y_test),
         figures=pca.pca_figures(fit), captions=pca.CAPTIONS,
         tables={"explained variance": pca.variance_table(fit.ours), "loadings": pca.loadings_table(fit.ours),
                 "classifier on components vs all features": table})

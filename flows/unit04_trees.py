@@ -50,6 +50,7 @@ def unit04_trees(params: Unit04Params = Unit04Params()) -> dict:
     report = UnitReport.for_unit(
         UNIT, params, main, checks, class_names=TITANIC_OUTCOMES, data_refs=[iris_data.ref, titanic.ref],
         model=main.model, model_example=titanic_split.X_test.head(5),
+        holdout=(titanic_split.X_test, titanic_split.y_test),
         figures=trees.unit04_figures(iris_trees, titanic_models, iris_split, linear, params.max_depth,
                                      params.min_samples_split),
         captions=trees.CAPTIONS,

@@ -38,7 +38,7 @@ def unit06_evaluation(params: Unit06Params = Unit06Params()) -> dict:
     report = UnitReport.for_unit(
         UNIT, params, results[best], {"titanic": checks}, class_names=TITANIC_OUTCOMES,
         metrics=model_selection.best_depth(curve), data_refs=[titanic.ref], model=results[best].model,
-        model_example=split.X_test.head(5),
+        model_example=split.X_test.head(5), holdout=(split.X_test, split.y_test),
         figures={"validation_curve_depth": figure_to_png(validation_curve_figure(curve, DEPTH))},
         captions=model_selection.CAPTIONS,
         tables={"model comparison": table, "validation curve (tree depth)": curve,

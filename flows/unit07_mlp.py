@@ -30,7 +30,8 @@ def unit07_mlp(params: Unit07Params = Unit07Params()) -> dict:
 
     report = UnitReport.for_unit(
         UNIT, params, main, {"mnist": checks}, class_names=MNIST_DIGITS, data_refs=[mnist.ref], model=model,
-        model_example=split.X_test[:5], figures=mnist_mlp.mlp_figures(model, split, main.y_pred),
+        model_example=split.X_test[:5], holdout=(split.X_test, split.y_test),
+        figures=mnist_mlp.mlp_figures(model, split, main.y_pred),
         captions=mnist_mlp.CAPTIONS,
         tables={"models": table}, histories={"mlp": model.history_})
     return register(report)

@@ -36,6 +36,7 @@ def unit08_cnn(params: Unit08Params = Unit08Params()) -> dict:
         metrics={f"test_accuracy_{name}": float(v) for name, v in per_class.items()}
         | {"model_a_test_accuracy": results[cifar_cnn.SIMPLE].metrics["test_accuracy"]},
         data_refs=[cifar.ref], model=models[cifar_cnn.RESNET], model_example=split.X_test[:2],
+        holdout=(split.X_test, split.y_test),
         figures={"misclassified": figure_to_png(cifar_cnn.misclassified_figure(split, main.y_pred))},
         captions=cifar_cnn.CAPTIONS,
         tables={"models": table, "per-class accuracy": per_class.to_frame()},

@@ -3,17 +3,27 @@
 The MLflow run is named ``<unit>-<profile>-<flow run name>`` and tagged with the Prefect flow run
 (id, name, deployment, and its UI URL when a Prefect server is configured), so each leads to the
 other; ``pipeline.registry`` gets these as plain strings and never imports Prefect.
+
+A registry error other than "no champion yet" fails the registration without moving an alias
+(``pipeline.registry``); the task retries twice, a few seconds apart, each try a new MLflow run and
+version (a failed try's version stays tagged ``mlpath.incomplete``). Promotion holds a file lock
+under MLPATH_HOME; when the tracking store is a server (shared by machines that do not share
+MLPATH_HOME) the task also holds the Prefect global concurrency limit ``mlpath-register-<unit>``,
+which the operator creates with a limit of 1 (``prefect gcl create mlpath-register-unit01 --limit
+1``); without it that step is a no-op.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from contextlib import nullcontext
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from pipeline import settings
 from pipeline.registry import (
     PREFECT_FLOW_RUN_ID,
     PREFECT_FLOW_RUN_NAME,
@@ -80,11 +90,22 @@ def publish_artifacts(report: UnitReport, registration: Registration) -> None:
                                  description=f"{unit} figures")
 
 
-@task(cache_policy=NO_CACHE, task_run_name="register-{report.unit}")
+def shared_store_limit(unit: str):
+    """The Prefect global concurrency limit ``mlpath-register-<unit>`` when the tracking store is a
+    server; nothing for a local one, where ``pipeline.registry.registry_lock`` serializes promotion."""
+    if not settings.tracking_uri().startswith(("http://", "https://")):
+        return nullcontext()
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency(f"mlpath-register-{unit}", occupy=1, strict=False)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="register-{report.unit}", retries=2, retry_delay_seconds=5)
 def register(report: UnitReport) -> dict:
     """Log the run, register the model, publish artifacts; returns the unit's outcome."""
     run_name, tags = prefect_context(report)
-    registration = log_unit_run(report, run_name=run_name, tags=tags)
+    with shared_store_limit(report.unit):
+        registration = log_unit_run(report, run_name=run_name, tags=tags)
     publish_artifacts(report, registration)
     run_logger().info("%s: %s %.4f → %s; MLflow run %s", report.unit, report.primary_metric,
                       report.primary_value, registration.describe(), registration.run_name)

@@ -31,6 +31,8 @@ def _assert_registered(outcome: dict, unit: str, metric: str, low: float) -> Non
     assert outcome["unit"] == unit and outcome["primary_metric"] == metric
     assert low <= outcome["value"] <= 1.0
     assert (outcome["version"], outcome["alias"]) == ("1", "champion")
+    # the flow hands its holdout over: the registry re-scored the model there, and got the same
+    assert outcome["basis"] == "same holdout" and outcome["challenger_score"] == pytest.approx(outcome["value"])
     run = client().get_run(outcome["run_id"])
     assert run.data.metrics[metric] == pytest.approx(outcome["value"])
     assert run.data.params["data.titanic.source" if unit != "unit01" else "data.iris.source"]
@@ -51,6 +53,12 @@ def test_unit01_pca(prefect_harness, fresh_home):
     captions = _captions(outcome["run_id"])
     assert list(captions)[:3] == ["projection_2d", "explained_variance", "linear_map"]  # the lesson's first
     assert all(captions.values()) and "diagonal" in captions["confusion_matrix"]
+
+    # the same data and seed again: the champion, re-scored on this run's holdout, ties; it stays
+    again = unit01_pca(Unit01Params(profile="quick"))
+    assert (again["version"], again["alias"]) == ("2", "challenger")
+    assert again["champion_score"] == pytest.approx(outcome["value"])
+    assert again["reason"] == f"tied champion v1 at {outcome['value']:.4f} on the same holdout (quick)"
 
 
 def test_unit04_trees(prefect_harness, fresh_home):

@@ -278,3 +278,218 @@ def test_table_artifact_rows_have_no_index_and_counts_as_integers():
     assert table_rows(pd.DataFrame({"n": [3]}, index=["a"])) == [{"name": "a", "n": 3}]
     assert table_rows([{"metric": "n_train", "value": 150.0}, {"metric": "acc", "value": 0.5}]) == [
         {"metric": "n_train", "value": 150}, {"metric": "acc", "value": 0.5}]
+
+
+# --- the registry never lies: same holdout, NaN, registry errors, one lock, atomic registration ---
+
+def _holdout(labels: list[int], features: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(len(labels) * features, dtype=float).reshape(len(labels), features), np.array(labels)
+
+
+def _scored(model, holdout, *, metric: str = "test_accuracy", profile: str = "quick") -> UnitReport:
+    """A report as a unit flow makes it: the model's metrics by the shared evaluation on ``holdout``."""
+    from pipeline.evaluation import evaluate
+
+    X, y = holdout
+    metrics = evaluate(model, None, None, X, y, cv=0, fit=False).metrics
+    return UnitReport(unit="unit99", primary_metric=metric, greater_is_better=True,
+                      params={"profile": profile}, metrics=metrics, model=model, model_example=X[:2],
+                      holdout=holdout)
+
+
+def _always(label: int, features: int = 1):
+    """A classifier that predicts ``label`` everywhere: its accuracy is that label's share."""
+    from sklearn.dummy import DummyClassifier
+
+    return DummyClassifier(strategy="constant", constant=label).fit(np.zeros((2, features)), [0, 1])
+
+
+def _version_tags(version: str) -> dict[str, str]:
+    return client().get_model_version("mlpath-unit99", version).tags
+
+
+def test_the_champion_is_rescored_on_the_challengers_holdout(fresh_home):
+    from pipeline.registry import BASIS_TAG, CHALLENGER_SCORE_TAG, CHAMPION_SCORE_TAG, INCOMPLETE_TAG
+
+    easy_for_zeros = _holdout([0, 0, 0, 1])
+    first = log_unit_run(_scored(_always(0), easy_for_zeros))
+    assert (first.alias, first.challenger_score) == (CHAMPION, 0.75)
+
+    # logged 0.6 < the champion's logged 0.75, but on these rows the champion scores 0.4
+    mostly_ones = _holdout([1, 1, 1, 0, 0])
+    second = log_unit_run(_scored(_always(1), mostly_ones))
+    assert second.alias == CHAMPION and _champion_version() == "2"
+    assert (second.challenger_score, second.champion_score, second.champion_before) == (0.6, 0.4, 0.4)
+    assert second.reason == "test_accuracy 0.6000 beats v1's 0.4000 on the same holdout (quick)"
+    assert second.basis == "same holdout" and second.as_dict()["champion_score"] == 0.4
+    tags = _version_tags("2")
+    assert (tags[CHALLENGER_SCORE_TAG], tags[CHAMPION_SCORE_TAG], tags[BASIS_TAG]) == ("0.6", "0.4", "same holdout")
+    assert INCOMPLETE_TAG not in tags and tags["mlpath.holdout_rows"] == "5"
+    assert _description("2") == "champion: test_accuracy 0.6000 beats v1's 0.4000 on the same holdout (quick)"
+    # promotion changes no metric: the run keeps what the unit measured
+    assert client().get_run(second.run_id).data.metrics["test_accuracy"] == 0.6
+
+    tie = log_unit_run(_scored(_always(1), mostly_ones))
+    assert tie.alias == CHALLENGER and _champion_version() == "2"
+    assert tie.reason == "tied champion v2 at 0.6000 on the same holdout (quick)"
+
+
+def test_an_unscorable_champion_is_replaced_and_a_nan_challenger_never_wins(fresh_home):
+    from sklearn.linear_model import LogisticRegression as Logistic
+
+    # the champion knows one feature; the next holdout has two: it cannot be scored there
+    log_unit_run(_scored(Logistic().fit(*_holdout([0, 1, 0, 1])), _holdout([0, 1, 1, 0])))
+    full_champion = log_unit_run(_scored(Logistic().fit(*_holdout([0, 1, 0, 1])), _holdout([0, 1, 1, 0]),
+                                         profile="full"))
+    assert full_champion.alias == CHAMPION
+    two_features = _holdout([1, 1, 0], features=2)
+    valid = log_unit_run(_scored(_always(1, features=2), two_features))  # quick, yet it replaces it
+    assert valid.alias == CHAMPION and valid.champion_score is None
+    assert valid.reason.startswith("test_accuracy 0.6667 (quick); champion v2 could not be scored on the "
+                                   "same holdout (ValueError: X has 2 features")
+
+    # ROC AUC on rows of one class is NaN: it never wins, and never blocks the next valid model
+    one_class = _holdout([1, 1, 1], features=2)
+    nan = log_unit_run(_scored(Logistic().fit(*_holdout([0, 1, 0, 1], features=2)), one_class,
+                               metric="test_roc_auc"))
+    assert nan.alias == CHALLENGER and nan.challenger_score is None and _champion_version() == "3"
+    assert nan.reason == "scored no test_roc_auc on its holdout (missing or NaN); champion v3 stays"
+
+
+@pytest.mark.parametrize("new, new_profile, old, old_profile, expected", [
+    (float("nan"), "full", 0.5, "full", False),  # a NaN never wins
+    (0.5, "full", float("nan"), "full", True),  # ... and never blocks
+    (0.5, "quick", float("nan"), "full", True),  # not even across profiles
+    (0.5, "quick", None, "full", True),
+])
+def test_nan_rule(new, new_profile, old, old_profile, expected):
+    assert beats(new, new_profile, old, old_profile) is expected
+
+
+def test_only_a_missing_model_or_alias_means_no_champion(fresh_home, monkeypatch):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.registry import INCOMPLETE_TAG, current_champion
+
+    assert current_champion(client(), "mlpath-unit99") is None  # no such registered model
+    client().create_registered_model("mlpath-unit99")
+    assert current_champion(client(), "mlpath-unit99") is None  # no champion alias
+    log_unit_run(_scored(_always(0), _holdout([0, 0, 1])))
+    assert current_champion(client(), "mlpath-unit99") == "1"
+
+    def unavailable(self, name):
+        raise MlflowException("the registry is busy, try again", error_code="TEMPORARILY_UNAVAILABLE")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mlflow.MlflowClient, "get_registered_model", unavailable)
+        with pytest.raises(MlflowException, match="busy"):
+            log_unit_run(_scored(_always(1), _holdout([1, 1, 1, 0])))  # would win: it must not be crowned
+    assert _champion_version() == "1"
+    version = client().get_model_version("mlpath-unit99", "2")
+    assert version.aliases == [] and version.tags[INCOMPLETE_TAG] == "true"
+    assert latest_results(["unit99"])["unit99"]["version"] == "1"
+
+
+def test_the_register_task_retries():
+    from tasks.register import register
+
+    assert register.retries == 2 and register.retry_delay_seconds
+
+
+def _unpromoted(report: UnitReport, monkeypatch) -> str:
+    """Log ``report`` and stop right after "Created version" (a crash before the alias)."""
+    import pipeline.registry as registry
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed after Created version")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(registry, "promote_if_better", crash)
+        with pytest.raises(RuntimeError, match="killed after Created version"):
+            log_unit_run(report)
+    return str(max(int(v.version) for v in client().search_model_versions("name = 'mlpath-unit99'")))
+
+
+def test_two_promotions_at_once_crown_exactly_one(fresh_home, monkeypatch):
+    import threading
+    import time
+
+    import pipeline.registry as registry
+
+    log_unit_run(_scored(_always(0), _holdout([0, 0, 0, 1])))
+    holdout = _holdout([1, 1, 1, 0, 0])
+    racers = {_unpromoted(_scored(_always(1), holdout), monkeypatch): None,
+              _unpromoted(_scored(_always(1), holdout), monkeypatch): None}
+    assert sorted(racers) == ["2", "3"]
+
+    score = registry._champion_score
+
+    def slow_score(*args):  # both read the champion before either sets the alias, unless locked
+        time.sleep(1.0)
+        return score(*args)
+
+    monkeypatch.setattr(registry, "_champion_score", slow_score)
+    start = threading.Barrier(2)
+
+    def promote(version):
+        start.wait()
+        racers[version] = registry.promote_if_better("mlpath-unit99", version, "test_accuracy",
+                                                     holdout=holdout, model=_always(1))
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in list(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [v for v, p in racers.items() if p.alias == CHAMPION]
+    assert len(winners) == 1 and _champion_version() == winners[0]
+    (loser,) = set(racers) - set(winners)
+    assert racers[winners[0]].reason == "test_accuracy 0.6000 beats v1's 0.4000 on the same holdout (quick)"
+    assert racers[loser].alias == CHALLENGER and racers[loser].compared_with == winners[0]
+    assert racers[loser].reason == f"tied champion v{winners[0]} at 0.6000 on the same holdout (quick)"
+
+
+def test_a_crash_before_the_alias_leaves_an_incomplete_version_nobody_shows(fresh_home, monkeypatch):
+    from pipeline.app.site import latest_unit_runs
+    from pipeline.registry import INCOMPLETE_TAG
+
+    first = log_unit_run(_scored(_always(0), _holdout([0, 0, 0, 1])))
+    crashed = _unpromoted(_scored(_always(1), _holdout([1, 1, 1, 1, 0])), monkeypatch)
+    version = client().get_model_version("mlpath-unit99", crashed)
+    assert version.aliases == [] and version.tags[INCOMPLETE_TAG] == "true"
+    assert client().get_run(version.run_id).info.status == "FINISHED"  # the run ended before the version
+    assert _champion_version() == "1"
+    assert latest_results(["unit99"])["unit99"]["version"] == "1"
+    assert latest_unit_runs(["unit99"])["unit99"]["run_id"] == first.run_id
+
+    later = log_unit_run(_scored(_always(1), _holdout([1, 1, 0])))
+    assert (later.version, later.alias) == ("3", CHAMPION)
+    assert later.reason == "test_accuracy 0.6667 beats v1's 0.3333 on the same holdout (quick)"
+    assert latest_results(["unit99"])["unit99"]["version"] == "3"
+
+
+def test_a_killed_runs_version_is_marked_and_skipped(fresh_home, monkeypatch):
+    from pipeline.app.site import latest_unit_runs
+    from pipeline.registry import INCOMPLETE_TAG, INCOMPLETE_WHY_TAG
+
+    first = log_unit_run(_scored(_always(0), _holdout([0, 0, 0, 1])))
+    # what kill -9 left under the old order: a version whose run never left RUNNING, no alias
+    experiment_id = client().get_experiment_by_name("mlpath-unit99").experiment_id
+    running = client().create_run(experiment_id, tags={"mlpath.profile": "quick"})
+    client().create_model_version("mlpath-unit99", f"{running.info.artifact_uri}/model", running.info.run_id)
+    assert latest_results(["unit99"])["unit99"]["version"] == "1"
+    assert latest_unit_runs(["unit99"])["unit99"]["run_id"] == first.run_id
+
+    later = log_unit_run(_scored(_always(1), _holdout([1, 1, 0])))
+    assert (later.version, later.alias, _champion_version()) == ("3", CHAMPION, "3")
+    leftover = _version_tags("2")
+    assert leftover[INCOMPLETE_TAG] == "true" and leftover[INCOMPLETE_WHY_TAG] == "its run is RUNNING, not FINISHED"
+    assert latest_results(["unit99"])["unit99"]["version"] == "3"
+
+
+def test_a_unit_whose_only_version_is_incomplete_shows_nothing(fresh_home, monkeypatch):
+    from pipeline.app.site import latest_unit_runs
+
+    _unpromoted(_scored(_always(0), _holdout([0, 0, 1])), monkeypatch)
+    assert latest_results(["unit99"]) == {} and latest_unit_runs(["unit99"]) == {}

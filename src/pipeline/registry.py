@@ -1,12 +1,28 @@
 """MLflow: one run per unit run, the model registered as ``mlpath-<unit>``, champion/challenger.
 
-A new model version takes the ``champion`` alias only if it beats the current champion on the
-unit's primary metric (strictly); otherwise it gets ``challenger`` and the champion stays.
-Metrics are only comparable within a profile: a quick-profile run never takes the alias from a
-full-profile champion, and a full-profile run always takes it from a quick-profile one.
-Promotion reads and then sets the alias, so two runs of one unit finishing at the same moment can
-race; run one retraining deployment per unit at a time (a Prefect concurrency limit does this).
-The model version's description says why it got its alias (``promotion_reason``).
+Promotion (``promote_if_better``) compares on the same evidence: the current champion is loaded
+from the registry and scored on the new run's holdout (``UnitReport.holdout``) by the shared
+evaluation (``pipeline.evaluation.evaluate``, fitted model, no CV), and so is the new model; the
+new version takes ``champion`` only if it is strictly better there on the unit's primary metric
+(direction-aware; a tie keeps the champion), else ``challenger``. A missing or NaN score never
+wins and never blocks: a NaN or unscorable champion is replaced by a valid new model, a NaN new
+model never takes the alias. Profiles come next: a full run always outranks a quick champion, a
+quick run never displaces a full one. Without a holdout the runs' logged metrics are compared.
+Both scores and the reason are tagged on the version and make its description.
+
+Only "registered model does not exist" or "no champion alias" means no champion; any other
+registry error fails the registration and moves no alias. Reading the champion, scoring it and
+setting the alias happen under one lock per registered model (``registry_lock``, a file lock
+under MLPATH_HOME), so two runs finishing together cannot both win; processes that do not share
+MLPATH_HOME (a shared tracking server) need a Prefect global concurrency limit as well
+(``tasks/register.py`` takes ``mlpath-register-<unit>`` when the tracking store is a server).
+
+Registration is atomic from a reader's side: the model version is created only after the MLflow
+run has finished, tagged ``mlpath.incomplete=true``; the alias is set last and the tag removed
+after it. A run that fails or is killed leaves no alias change, and its version (if any) stays
+marked; versions whose run is not FINISHED (RUNNING for a dead process, FAILED, KILLED) are
+marked when the next run of the unit starts (``mark_incomplete_versions``). ``latest_results``
+skips them all.
 
 A run is named ``<unit>-<profile>-<Prefect flow run name>`` when the caller passes that context
 (``tasks/register.py`` does, with the flow run's id and UI URL as tags; this module never imports
@@ -19,12 +35,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +67,18 @@ MLFLOW_UI_ENV = "MLPATH_MLFLOW_UI_URL"
 PREFECT_FLOW_RUN_ID = "prefect.flow_run_id"
 PREFECT_FLOW_RUN_NAME = "prefect.flow_run_name"
 PREFECT_FLOW_RUN_URL = "prefect.flow_run_url"
+# Model version tags: a version is incomplete until its promotion is done (see the module's doc).
+INCOMPLETE_TAG = "mlpath.incomplete"
+INCOMPLETE_WHY_TAG = "mlpath.incomplete_reason"
+CHALLENGER_SCORE_TAG = "mlpath.challenger_score"
+CHAMPION_SCORE_TAG = "mlpath.champion_score_on_same_holdout"
+COMPARED_WITH_TAG = "mlpath.compared_with_version"
+REASON_TAG = "mlpath.promotion_reason"
+BASIS_TAG = "mlpath.promotion_basis"  # "same holdout" or "logged metrics"
+HOLDOUT_ROWS_TAG, HOLDOUT_DIGEST_TAG = "mlpath.holdout_rows", "mlpath.holdout_digest"
+# On a run that registers a model: the results site shows such a run only through its version.
+RUN_MODEL_TAG = "mlpath.registered_model"
+SAME_HOLDOUT, LOGGED_METRICS = "same holdout", "logged metrics"
 
 # Modules whose types we let skops load back: our own estimators and the scientific stack.
 _TRUSTED_MODULE_PREFIXES = ("pipeline.", "sklearn.", "numpy.", "scipy.", "builtins.")
@@ -68,8 +98,11 @@ class Registration:
     alias: str | None
     champion_before: float | None
     run_name: str | None = None
-    reason: str | None = None  # why ``alias``: "tied champion v1 at 1.0000 (quick)"
+    reason: str | None = None  # why ``alias``: "tied champion v1 at 1.0000 on the same holdout (quick)"
     run_url: str | None = None  # the run in MLflow's UI, when its address is known (``run_ui_url``)
+    challenger_score: float | None = None  # the new model's primary metric on the holdout
+    champion_score: float | None = None  # the champion's on the same holdout (= champion_before)
+    basis: str | None = None  # SAME_HOLDOUT, or LOGGED_METRICS when the report had no holdout
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -83,11 +116,16 @@ class Registration:
 
 
 class Promotion(NamedTuple):
-    """What ``promote_if_better`` decided: the alias, the champion's metric before, and why."""
+    """What ``promote_if_better`` decided: the alias, the champion's score (on the same holdout)
+    before, why, the new model's score, what was compared (SAME_HOLDOUT or LOGGED_METRICS), and
+    the champion version it was compared with."""
 
     alias: str
     champion_before: float | None
     reason: str
+    challenger_score: float | None = None
+    basis: str = SAME_HOLDOUT
+    compared_with: str | None = None
 
 
 def client():
@@ -143,14 +181,27 @@ def holds_torch(model: Any) -> bool:
         isinstance(value, sys.modules["torch"].nn.Module) for value in vars(model).values())
 
 
+def _number(value: float | None) -> float | None:
+    """A score, or None when it is missing or NaN (a NaN never wins and never blocks)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
 def beats(new: float | None, new_profile: str, old: float | None, old_profile: str,
           greater_is_better: bool = True) -> bool:
-    """The champion rule: a fuller profile wins, then a strictly better metric; a missing metric loses."""
-    new_rank, old_rank = _PROFILE_RANK.get(new_profile, 0), _PROFILE_RANK.get(old_profile, 0)
-    if new is None or new_rank != old_rank:
-        return new is not None and new_rank > old_rank
+    """The champion rule on two scores of one holdout: a missing or NaN new score never wins, a
+    missing or NaN champion score is always replaced, then a fuller profile wins, then a strictly
+    better score (direction-aware; a tie keeps the champion)."""
+    new, old = _number(new), _number(old)
+    if new is None:
+        return False
     if old is None:
         return True
+    new_rank, old_rank = _PROFILE_RANK.get(new_profile, 0), _PROFILE_RANK.get(old_profile, 0)
+    if new_rank != old_rank:
+        return new_rank > old_rank
     return new > old if greater_is_better else new < old
 
 
@@ -163,65 +214,250 @@ def _pair(new: float | None, old: float | None) -> tuple[str, str]:
 
 
 def promotion_reason(metric: str, new: float | None, new_profile: str, champion_version: str | None,
-                     old: float | None, old_profile: str, greater_is_better: bool = True) -> str:
+                     old: float | None, old_profile: str, greater_is_better: bool = True, *,
+                     same_holdout: bool = False, champion_problem: str | None = None) -> str:
     """Why a new version becomes champion or challenger, in the words of ``beats``; no alias prefix.
 
-    "test_accuracy 0.8905 beats v3's 0.8878 (full)", "tied champion v1 at 1.0000 (quick)".
+    "test_accuracy 0.8905 beats v3's 0.8878 (full)", "tied champion v1 at 1.0000 (quick)"; with
+    ``same_holdout`` the scores are both on the new run's holdout and the reason says so
+    ("... beats v3's 0.8878 on the same holdout (full)"). ``champion_problem`` says why the
+    champion has no score ("could not be scored on this holdout (ValueError: ...)").
     """
-    wins = champion_version is None or beats(new, new_profile, old, old_profile, greater_is_better)
+    new, old = _number(new), _number(old)
+    wins = beats(new, new_profile, old, old_profile, greater_is_better)
     new_text, old_text = _pair(new, old)
     direction = "" if greater_is_better else ", lower is better"
+    on = " on the same holdout" if same_holdout else ""
+    missing = f"scored no {metric} on its holdout (missing or NaN)" if same_holdout else f"logged no {metric}"
     if champion_version is None:
+        if new is None:
+            return f"{missing}; no champion until a version has one ({new_profile})"
         return f"first version, {metric} {new_text} ({new_profile})"
     champion = f"v{champion_version}"
-    new_rank, old_rank = _PROFILE_RANK.get(new_profile, 0), _PROFILE_RANK.get(old_profile, 0)
     if new is None:
-        return f"logged no {metric}; champion {champion} stays"
+        return f"{missing}; champion {champion} stays"
+    if old is None:
+        problem = champion_problem or (f"scored no {metric} on the same holdout (missing or NaN)"
+                                       if same_holdout else f"logged no {metric}")
+        return f"{metric} {new_text} ({new_profile}); champion {champion} {problem}"
+    new_rank, old_rank = _PROFILE_RANK.get(new_profile, 0), _PROFILE_RANK.get(old_profile, 0)
     if new_rank != old_rank:
         if wins:
             return (f"a {new_profile} run replaces {champion}'s {old_profile} one "
-                    f"({metric} {new_text} vs {old_text}; profiles are not compared)")
+                    f"({metric} {new_text} vs {old_text}{on}; profiles are not compared)")
         return (f"a {new_profile} run never displaces {old_profile} champion {champion} "
-                f"({metric} {new_text} vs {old_text})")
-    if old is None:
-        return f"{metric} {new_text} ({new_profile}); champion {champion} logged no {metric}"
+                f"({metric} {new_text} vs {old_text}{on})")
     if wins:
-        return f"{metric} {new_text} beats {champion}'s {old_text} ({new_profile}{direction})"
+        return f"{metric} {new_text} beats {champion}'s {old_text}{on} ({new_profile}{direction})"
     if new == old:
-        return f"tied champion {champion} at {new_text} ({new_profile})"
-    return f"{metric} {new_text} does not beat champion {champion}'s {old_text} ({new_profile}{direction})"
+        return f"tied champion {champion} at {new_text}{on} ({new_profile})"
+    return (f"{metric} {new_text} does not beat champion {champion}'s {old_text}{on} "
+            f"({new_profile}{direction})")
 
 
-def promote_if_better(model_name: str, version: str, metric: str, greater_is_better: bool = True
-                      ) -> Promotion:
-    """Give ``version`` the champion alias if it beats the champion (see ``beats``), else challenger.
+def holdout_score(model: Any, holdout: tuple[Any, Any], metric: str) -> float | None:
+    """``metric`` of a fitted ``model`` on ``holdout`` = (X, y), computed by the shared evaluation
+    exactly as the unit computed its test metrics (``evaluate(..., fit=False, cv=0)``); None when
+    the evaluation gives no such metric or NaN."""
+    from pipeline.evaluation import evaluate
 
-    The version's description says why (``promotion_reason``). Returns (alias given, champion's
-    metric before, reason).
-    """
-    mlflow_client = client()
+    X, y = holdout
+    return _number(evaluate(model, None, None, X, y, cv=0, fit=False).metrics.get(metric))
+
+
+def holdout_tags(holdout: tuple[Any, Any] | None) -> dict[str, str]:
+    """What identifies a holdout without storing it: its row count and a content digest."""
+    if holdout is None:
+        return {}
+    import joblib
+
+    X, y = holdout
+    return {HOLDOUT_ROWS_TAG: str(len(y)), HOLDOUT_DIGEST_TAG: joblib.hash((X, y))[:16]}
+
+
+def _does_not_exist(error: Exception) -> bool:
+    return getattr(error, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def current_champion(mlflow_client, model_name: str) -> str | None:
+    """The champion's version; None only when the registered model or its champion alias does not
+    exist. Any other registry error propagates: a transient failure must never read as "no
+    champion" (it would crown whatever comes next)."""
     from mlflow.exceptions import MlflowException
 
-    new_run = mlflow_client.get_run(mlflow_client.get_model_version(model_name, version).run_id)
-    new_value = new_run.data.metrics.get(metric)
-    new_profile = new_run.data.tags.get("mlpath.profile", "")
     try:
-        champion = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
-        champion = None
-    before, old_profile = None, ""
-    if champion is not None:
-        old_run = mlflow_client.get_run(champion.run_id)
-        before = old_run.data.metrics.get(metric)
-        old_profile = old_run.data.tags.get("mlpath.profile", "")
-    wins = champion is None or beats(new_value, new_profile, before, old_profile, greater_is_better)
-    reason = promotion_reason(metric, new_value, new_profile, champion and str(champion.version),
-                              before, old_profile, greater_is_better)
-    alias = CHAMPION if wins else CHALLENGER
-    mlflow_client.set_registered_model_alias(model_name, alias, version)
-    mlflow_client.update_model_version(model_name, version, description=f"{alias}: {reason}")
+        registered = mlflow_client.get_registered_model(model_name)
+    except MlflowException as error:
+        if _does_not_exist(error):
+            return None
+        raise
+    version = (registered.aliases or {}).get(CHAMPION)
+    return None if version is None else str(version)
+
+
+@contextmanager
+def registry_lock(model_name: str) -> Iterator[None]:
+    """One holder at a time per registered model, across the processes sharing MLPATH_HOME: a file
+    lock (``MLPATH_HOME/locks/<model>.lock``, ``flock``), released when its holder exits, even by
+    ``kill -9``. It does not reach processes on other machines: with a shared tracking server
+    also hold a Prefect global concurrency limit (``tasks/register.py``)."""
+    path = settings.mlpath_home() / "locks" / f"{model_name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: filelock does the same (it comes with torch)
+        from filelock import FileLock
+
+        with FileLock(str(path)):
+            yield
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_version(model_name: str, version: str) -> Any:
+    """A registered version's model, as its flavor saved it (sys.path left as it was)."""
+    import mlflow.sklearn
+
+    path = list(sys.path)
+    try:
+        return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+    finally:
+        sys.path[:] = path  # loading prepends the model's code folder; ours is already imported
+
+
+def _champion_score(model_name: str, version: str, holdout: tuple[Any, Any], metric: str
+                    ) -> tuple[float | None, str | None]:
+    """The champion's score on ``holdout`` and, when it has none, why ("could not be loaded ...").
+
+    A model that is gone, cannot be read back or cannot predict these rows is unscorable (and is
+    replaced by a valid new model); a registry or I/O error that may pass propagates instead.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = load_version(model_name, version)
+    except MlflowException as error:
+        if not _does_not_exist(error):
+            raise
+        return None, f"could not be loaded ({error.message})"
+    except OSError as error:
+        if not isinstance(error, FileNotFoundError):
+            raise
+        return None, f"could not be loaded ({type(error).__name__}: {error})"
+    except Exception as error:  # noqa: BLE001 - unreadable (unpickling, untrusted types): unscorable
+        return None, f"could not be loaded ({type(error).__name__}: {error})"
+    try:
+        score = holdout_score(model, holdout, metric)
+    except Exception as error:  # noqa: BLE001 - it cannot predict these rows: unscorable
+        return None, f"could not be scored on the same holdout ({type(error).__name__}: {error})"
+    return score, None
+
+
+def _score_text(value: float | None) -> str:
+    return "nan" if value is None else repr(float(value))
+
+
+def promote_if_better(model_name: str, version: str, metric: str, greater_is_better: bool = True, *,
+                      holdout: tuple[Any, Any] | None = None, model: Any | None = None) -> Promotion:
+    """Give ``version`` the champion alias if it beats the champion (see ``beats``), else challenger.
+
+    With ``holdout`` = (X, y) both are scored there by ``holdout_score``: the new version's
+    ``model`` (loaded from the registry when not given) and the champion, loaded from the registry;
+    without one, the runs' logged ``metric`` values are compared. Reading the champion, scoring it
+    and setting the alias hold ``registry_lock``. The version gets the scores, the reason and the
+    basis as tags and "<alias>: <reason>" as description, then the alias, and last loses its
+    ``mlpath.incomplete`` tag. Returns (alias given, champion's score before, reason, new score,
+    basis, champion version compared with).
+    """
+    mlflow_client = client()
+    new_run = mlflow_client.get_run(mlflow_client.get_model_version(model_name, version).run_id)
+    new_profile = new_run.data.tags.get("mlpath.profile", "")
+    basis = LOGGED_METRICS if holdout is None else SAME_HOLDOUT
+    if holdout is None:
+        new_value = _number(new_run.data.metrics.get(metric))
+    else:  # the new model does not change under the lock: score it before taking it
+        new_value = holdout_score(model if model is not None else load_version(model_name, version),
+                                  holdout, metric)
+    with registry_lock(model_name):
+        champion_version = current_champion(mlflow_client, model_name)
+        before, old_profile, problem = None, "", None
+        if champion_version is not None:
+            old_run = mlflow_client.get_run(mlflow_client.get_model_version(model_name, champion_version).run_id)
+            old_profile = old_run.data.tags.get("mlpath.profile", "")
+            if holdout is None:
+                before = _number(old_run.data.metrics.get(metric))
+            else:
+                before, problem = _champion_score(model_name, champion_version, holdout, metric)
+        wins = beats(new_value, new_profile, before, old_profile, greater_is_better)
+        reason = promotion_reason(metric, new_value, new_profile, champion_version, before, old_profile,
+                                  greater_is_better, same_holdout=holdout is not None, champion_problem=problem)
+        alias = CHAMPION if wins else CHALLENGER
+        tags = {CHALLENGER_SCORE_TAG: _score_text(new_value), BASIS_TAG: basis, REASON_TAG: reason,
+                CHAMPION_SCORE_TAG: ("none" if champion_version is None else _score_text(before)),
+                COMPARED_WITH_TAG: champion_version or "none"}
+        for key, value in tags.items():
+            mlflow_client.set_model_version_tag(model_name, version, key, value)
+        mlflow_client.update_model_version(model_name, version, description=f"{alias}: {reason}")
+        mlflow_client.set_registered_model_alias(model_name, alias, version)
+        mlflow_client.delete_model_version_tag(model_name, version, INCOMPLETE_TAG)
     logger.info("%s v%s -> @%s: %s", model_name, version, alias, reason)
-    return Promotion(alias, before, reason)
+    return Promotion(alias, before, reason, new_value, basis, champion_version)
+
+
+def _run_status(mlflow_client, run_id: str | None) -> str | None:
+    """The run's status (FINISHED, RUNNING, FAILED, KILLED), None when the run is gone."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        return mlflow_client.get_run(run_id).info.status
+    except MlflowException as error:
+        if _does_not_exist(error):
+            return None
+        raise
+
+
+def mark_incomplete_versions(model_name: str) -> list[str]:
+    """Tag ``mlpath.incomplete=true`` on versions whose MLflow run is not FINISHED (RUNNING for a
+    process that died, FAILED, KILLED, or gone) and that hold no alias; returns their numbers.
+
+    This module creates a version only after its run has finished, so such a version is a
+    leftover (a ``kill -9`` between "Created version" and the alias under the old order).
+    """
+    mlflow_client = client()
+    marked = []
+    for found in mlflow_client.search_model_versions(f"name = '{model_name}'"):
+        if found.tags.get(INCOMPLETE_TAG) == "true" or found.tags.get(REASON_TAG):
+            continue  # already marked, or promoted (so its run had finished)
+        status = _run_status(mlflow_client, found.run_id)
+        if status == "FINISHED" or mlflow_client.get_model_version(model_name, found.version).aliases:
+            continue
+        version = str(found.version)
+        mlflow_client.set_model_version_tag(model_name, version, INCOMPLETE_TAG, "true")
+        mlflow_client.set_model_version_tag(model_name, version, INCOMPLETE_WHY_TAG,
+                                            f"its run is {status or 'gone'}, not FINISHED")
+        marked.append(version)
+    if marked:
+        logger.warning("%s: versions %s are incomplete (their runs never finished)", model_name, marked)
+    return marked
+
+
+def _mark_failed_registration(model_name: str, version: str, error: BaseException) -> None:
+    """Best effort: say on a version whose promotion failed why it is incomplete."""
+    try:
+        mlflow_client = client()
+        mlflow_client.set_model_version_tag(model_name, version, INCOMPLETE_TAG, "true")
+        why = f"promotion failed: {type(error).__name__}: {error}"[:500]
+        mlflow_client.set_model_version_tag(model_name, version, INCOMPLETE_WHY_TAG, why)
+        mlflow_client.update_model_version(model_name, version, description=f"incomplete: {why}")
+    except Exception:  # noqa: BLE001 - the tag set at creation already marks it
+        logger.warning("%s v%s: could not note the failed promotion", model_name, version)
 
 
 def _file_name(name: str) -> str:
@@ -272,7 +508,10 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
     """Log one unit run to MLflow and register its model with champion/challenger promotion.
 
     ``run_name`` defaults to ``default_run_name``; ``tags`` are added to the run's (a Prefect task
-    passes ``<unit>-<profile>-<flow run name>`` and the ``PREFECT_*`` tags).
+    passes ``<unit>-<profile>-<flow run name>`` and the ``PREFECT_*`` tags). The run ends first;
+    then its model version is created (tagged incomplete) and promoted (``promote_if_better`` on
+    ``report.holdout``). If anything fails after the version exists, it stays marked incomplete
+    and no alias moves.
     """
     client()  # configures the environment and the tracking URI before mlflow is imported
     import mlflow
@@ -281,6 +520,9 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
     experiment_id = ensure_experiment(experiment)
     _ = report.primary_value  # fail before logging anything if the primary metric is missing
     profile = str(report.params.get("profile", ""))
+    model_name = f"mlpath-{report.unit}" if report.model is not None else None
+    if model_name is not None:
+        mark_incomplete_versions(model_name)
     extra = dict(tags or {})
     run_tags = {
         **extra,
@@ -289,6 +531,7 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
         "mlpath.primary_metric": report.primary_metric,
         "mlflow.source.git.commit": git_commit(),
         NOTE_TAG: _note(report, extra),
+        **({RUN_MODEL_TAG: model_name} if model_name else {}),
     }
     run_name = run_name or default_run_name(report.unit, profile)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
@@ -303,18 +546,23 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
         with tempfile.TemporaryDirectory() as tmp:
             _write_run_files(report, Path(tmp))
             mlflow.log_artifacts(tmp)
-        version = alias = before = None
-        model_name = None
-        if report.model is not None:
-            model_name = f"mlpath-{report.unit}"
-            info = _log_model(report, model_name)
-            version = str(info.registered_model_version)
-    reason = None
-    if version is not None:
-        alias, before, reason = promote_if_better(model_name, version, report.primary_metric,
-                                                  report.greater_is_better)
-    return Registration(run.info.run_id, experiment, model_name, version, alias, before,
-                        run.info.run_name, reason, run_ui_url(experiment_id, run.info.run_id))
+        info = _log_model(report) if model_name is not None else None
+    # The run is FINISHED, its artifacts and model written: only now a version, then the alias.
+    version = alias = before = reason = new_score = basis = None
+    if info is not None:
+        created = mlflow.register_model(info.model_uri, model_name, await_registration_for=0,
+                                        tags={INCOMPLETE_TAG: "true", **holdout_tags(report.holdout)})
+        version = str(created.version)
+        try:
+            alias, before, reason, new_score, basis, _ = promote_if_better(
+                model_name, version, report.primary_metric, report.greater_is_better,
+                holdout=report.holdout, model=report.model)
+        except BaseException as error:  # interrupted too: the version stays incomplete, no alias moved
+            _mark_failed_registration(model_name, version, error)
+            raise
+    return Registration(run.info.run_id, experiment, model_name, version, alias, before, run.info.run_name,
+                        reason, run_ui_url(experiment_id, run.info.run_id),
+                        challenger_score=new_score, champion_score=before, basis=basis)
 
 
 def mlflow_ui_url() -> str | None:
@@ -396,7 +644,8 @@ def _model_requirements(with_torch: bool) -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
-def _log_model(report: UnitReport, model_name: str):
+def _log_model(report: UnitReport):
+    """The model as a logged model of the active run, not yet registered (``log_unit_run`` does)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -422,8 +671,6 @@ def _log_model(report: UnitReport, model_name: str):
         # Our estimators' classes travel with the model, so it loads where mlpath is not installed.
         code_paths=[str(Path(pipeline.__file__).parent)],
         signature=signature,
-        registered_model_name=model_name,
-        await_registration_for=0,
     )
 
 
@@ -431,29 +678,36 @@ def _param_value(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else value
 
 
-def latest_results(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Per unit: its newest registered model version, that run's metrics, and the champion."""
-    mlflow_client = client()
-    from mlflow.exceptions import MlflowException
+def is_complete(mlflow_client, version) -> bool:
+    """Whether a model version finished registering: its run is FINISHED and it is not tagged
+    ``mlpath.incomplete`` (unless it holds an alias, set only once promotion decided)."""
+    if _run_status(mlflow_client, version.run_id) != "FINISHED":
+        return False
+    if version.tags.get(INCOMPLETE_TAG) != "true":
+        return True
+    # search results carry no aliases; the version itself does
+    return bool(mlflow_client.get_model_version(version.name, version.version).aliases)
 
+
+def latest_results(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per unit: its newest complete model version (see ``is_complete``), that run's metrics, and
+    the champion. Incomplete versions (a failed or killed registration) are never shown."""
+    mlflow_client = client()
     results: dict[str, dict[str, Any]] = {}
     for unit_id in unit_ids:
         name = f"mlpath-{unit_id}"
-        versions = mlflow_client.search_model_versions(f"name = '{name}'")
-        if not versions:
+        versions = sorted(mlflow_client.search_model_versions(f"name = '{name}'"),
+                          key=lambda v: int(v.version), reverse=True)
+        newest = next((v for v in versions if is_complete(mlflow_client, v)), None)
+        if newest is None:
             continue
-        newest = max(versions, key=lambda v: int(v.version))
         run = mlflow_client.get_run(newest.run_id)
-        try:
-            champion = str(mlflow_client.get_model_version_by_alias(name, CHAMPION).version)
-        except MlflowException:
-            champion = None
         results[unit_id] = {
             "model": name,
             "version": str(newest.version),
             # search results carry no aliases; the version itself does
             "aliases": sorted(mlflow_client.get_model_version(name, newest.version).aliases),
-            "champion_version": champion,
+            "champion_version": current_champion(mlflow_client, name),
             "run_id": newest.run_id,
             "profile": run.data.tags.get("mlpath.profile"),
             "primary_metric": run.data.tags.get("mlpath.primary_metric"),

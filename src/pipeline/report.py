@@ -18,7 +18,10 @@ class UnitReport:
     theirs); ``tables`` are DataFrames by name; ``histories`` per-epoch training metrics by model
     (a list of dicts or a dict of lists), logged as MLflow metric histories; ``notes`` is markdown
     for the run summary. ``model`` is the estimator to register (None for units that measure
-    rather than fit), ``model_example`` a few input rows for its signature.
+    rather than fit), ``model_example`` a few input rows for its signature. ``holdout`` is the
+    (X_test, y_test) the model's evaluation scored: promotion scores the current champion on it too,
+    so the two are compared on the same rows (kept in memory, not logged; only its row count and a
+    digest are tagged on the model version).
     """
 
     unit: str
@@ -35,6 +38,7 @@ class UnitReport:
     texts: dict[str, str] = field(default_factory=dict)
     histories: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    holdout: tuple[Any, Any] | None = None
 
     @classmethod
     def for_unit(cls, unit, params, evaluation, audits: dict[str, Any], *, class_names=None,

@@ -50,12 +50,14 @@ def default_site_dir() -> Path:
 
 
 def latest_unit_runs(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Per unit with a successful registered run: ``registry.latest_results``' entry.
+    """Per unit with a successful registered run: ``registry.latest_results``' entry (its newest
+    complete model version: a failed or killed registration is never shown).
 
     Units that register no model (they measure rather than fit) get their experiment's newest
-    finished run instead, with ``model``, ``version`` and ``champion_version`` None.
+    finished run instead, with ``model``, ``version`` and ``champion_version`` None; a run that
+    registers a model (tagged ``RUN_MODEL_TAG``) is shown only through its complete version.
     """
-    from pipeline.registry import client, latest_results
+    from pipeline.registry import RUN_MODEL_TAG, client, latest_results
 
     results = latest_results(unit_ids)
     mlflow_client = client()
@@ -66,9 +68,9 @@ def latest_unit_runs(unit_ids: list[str]) -> dict[str, dict[str, Any]]:
         if experiment is None:
             continue
         runs = mlflow_client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
-                                         order_by=["attributes.start_time DESC"], max_results=1)
-        if runs:
-            run = runs[0]
+                                         order_by=["attributes.start_time DESC"], max_results=50)
+        run = next((r for r in runs if not r.data.tags.get(RUN_MODEL_TAG)), None)
+        if run is not None:
             results[unit_id] = {
                 "model": None, "version": None, "aliases": [], "champion_version": None,
                 "run_id": run.info.run_id,
