@@ -158,18 +158,20 @@ def test_an_iterable_of_batches_trains_like_arrays():
         trainer.fit(loader, y)
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, capsys):
     X, y = blobs(300)
     data = (X[:200], y[:200], X[200:], y[200:])
     config = replace(CPU, epochs=4, batch_size=32, lr=1e-2)
     straight, straight_result = fit_mlp(config, *data, dropout=0.3)  # dropout: the global RNG must resume too
 
     fit_mlp(replace(config, epochs=2, checkpoint_dir=str(tmp_path)), *data, dropout=0.3)
+    assert "resumed" not in capsys.readouterr().err  # a fresh run says nothing of resuming
     seed_everything(123)  # other initial weights and RNG state: all must come from the checkpoint
     resumed = Trainer(mlp(dropout=0.3), replace(config, checkpoint_dir=str(tmp_path)))
     result = resumed.fit(*data)
 
     assert result.resumed_from == 2 and result.epochs_run == 4
+    assert f"train: resumed from epoch 2/4 of checkpoint {tmp_path / 'last.pt'}" in capsys.readouterr().err
     assert without_timings(result.history) == without_timings(straight_result.history)
     assert result.best_epoch == straight_result.best_epoch
     assert_same_weights(resumed.model, straight.model, atol=1e-6)
@@ -440,6 +442,7 @@ def test_torch_classifier_resumes_an_interrupted_run_in_a_fresh_process(tmp_path
     assert [p.name for p in (tmp_path / "interrupted").glob("*/last.pt")] == ["last.pt"]
     code, out, err = run("interrupted")
     assert code == 0, err
+    assert "resumed from epoch 2/4 of checkpoint" in err  # the resumed run's log says where it went on
     resumed = json.loads(out)
 
     assert straight["resumed_from"] is None and resumed["resumed_from"] == 2

@@ -87,18 +87,60 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
         print(f"mlpath run: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    from pipeline.settings import configure_environment
+    if not _home_ready("run"):  # writable, and re-rooted if moved: before Prefect or MLflow start
+        return EXIT_FAILED
+    from pipeline.app.interrupts import RunGuard, detach_ephemeral_server
 
-    configure_environment()
-    from flows.learning_path import learning_path
+    detach_ephemeral_server()
+    import flows.learning_path as path
 
-    outcomes = learning_path(units=[u.id for u in selected], profile=profile, overrides=overrides)
+    unit_ids = [u.id for u in selected]
+    path.PROGRESS.start(None, unit_ids, [])
+    guard = RunGuard(summarize=lambda reason: _print_interrupted(profile, unit_ids, path.PROGRESS, reason),
+                     started=lambda: path.PROGRESS.flow_run_id is not None,
+                     unit_of_run=lambda: path.PROGRESS.current)
+    with guard:
+        try:
+            outcomes = path.learning_path(units=unit_ids, profile=profile, overrides=overrides)
+        except BaseException as exc:  # Ctrl-C, SIGTERM, a lost Prefect API
+            if guard.reason is None:
+                if not (isinstance(exc, KeyboardInterrupt) or _is_api_error(exc)):
+                    raise
+                if isinstance(exc, KeyboardInterrupt):
+                    guard.interrupt("interrupted by SIGINT (Ctrl-C)", 130)
+                else:
+                    guard.lost_api = True
+                    guard.interrupt(f"lost the Prefect API: {type(exc).__name__}: {exc}", EXIT_FAILED)
+            guard.cleanup(path.PROGRESS.flow_run_id, path.PROGRESS.current)
+            guard.summarize_once()
+            return guard.exit_code
     columns, rows = run_table(outcomes)
     _print_table(f"mlpath run ({profile})", columns, rows)
     for outcome in outcomes:
         if outcome["status"] != "succeeded":
             print(f"\n{outcome['unit']} failed:\n{outcome['error']}", file=sys.stderr)
     return EXIT_OK if all(o["status"] == "succeeded" for o in outcomes) else EXIT_FAILED
+
+
+def _is_api_error(exc: BaseException) -> bool:
+    """An error talking to the Prefect API (connection refused, timeouts, HTTP errors)."""
+    import httpx
+
+    return isinstance(exc, httpx.HTTPError)
+
+
+def _print_interrupted(profile: str, unit_ids: list[str], progress, reason: str) -> None:
+    """The summary of an interrupted run: the units that finished, the one running as interrupted."""
+    outcomes = list(progress.outcomes)
+    done = {o["unit"] for o in outcomes}
+    if progress.current and progress.current not in done:
+        outcomes.append({"unit": progress.current, "status": "interrupted", "error": reason,
+                         "primary_metric": units.get_unit(progress.current).primary_metric})
+    columns, rows = run_table(outcomes)
+    _print_table(f"mlpath run ({profile}): interrupted", columns, rows)
+    not_run = [uid for uid in (progress.units or unit_ids) if uid not in {o["unit"] for o in outcomes}]
+    print(f"\nmlpath run {reason}" + (f"; not run: {', '.join(not_run)}" if not_run else ""),
+          file=sys.stderr, flush=True)
 
 
 def run_table(outcomes: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -175,10 +217,24 @@ def cmd_ui(prefect_port: int, mlflow_port: int, deploy: bool) -> int:
     return start_ui(prefect_port, mlflow_port, deploy=deploy)
 
 
+def _home_ready(command: str) -> bool:
+    """MLPATH_HOME writable and, if moved, re-rooted (`settings.prepare_home`); else one line on stderr."""
+    from pipeline.settings import HomeError, prepare_home
+
+    try:
+        prepare_home()
+    except HomeError as exc:
+        print(f"mlpath {command}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return cmd_list()
+    if args.command in ("results", "report", "ui") and not _home_ready(args.command):
+        return EXIT_FAILED
     if args.command == "run":
         return cmd_run(args.units, args.profile, args.assignments)
     if args.command == "report":

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import sys
 import types
 from dataclasses import asdict
 from enum import Enum
@@ -53,6 +54,9 @@ class Checkpoint(Callback):
         _check_resumable(state, trainer.config, self.fingerprint, self.path)
         trainer.load_state_dict(state)
         trainer.resumed_from = len(trainer.history)
+        # on stderr (stdout stays a script's own): a flow with log_prints puts it in the run's log
+        print(f"{trainer.config.label}: resumed from epoch {trainer.resumed_from}/{trainer.config.epochs} "
+              f"of checkpoint {self.path}", file=sys.stderr, flush=True)
 
     def on_epoch_end(self, trainer, epoch, row):
         state = {**trainer.state_dict(), "data": self.fingerprint}
