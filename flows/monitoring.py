@@ -1,8 +1,13 @@
-"""Drift monitoring: a recent batch against the training reference; past the threshold, retrain.
+"""Drift monitoring: a recent batch against the champion's training reference; past the threshold,
+retrain with the batch.
 
-The statistic is ``pipeline.drift`` (PSI per feature). Retraining is the unit's deployment in
-``deployments/prefect.yaml``, started with ``run_deployment`` and left to run on a worker; its model
-becomes champion only if it beats the current one, like any scheduled retraining.
+The statistic is ``pipeline.drift`` (PSI per feature). The reference is the training rows of the
+unit's champion, rebuilt from that model version's run parameters (defaults before any champion).
+A recent batch is labelled: validated first by the dataset's suite as the retraining run will see
+it (a failing batch is quarantined and triggers nothing), then, past the threshold, appended to the
+training data of the unit's retraining deployment (``deployments/prefect.yaml``), which is started
+with ``run_deployment`` on the champion's parameters plus ``append_files`` and left to run on a
+worker. Its model becomes champion only if it beats the current one on the new holdout.
 """
 
 from __future__ import annotations
@@ -10,21 +15,32 @@ from __future__ import annotations
 from prefect import flow
 
 from pipeline.app.deploy import retraining_deployment
-from pipeline.drift import reference_split
-from pipeline.params import UnitParams
+from pipeline.drift import LABELLED_FILES, reference_split
 from pipeline.units import get_unit
 from tasks.ingest import ingest
-from tasks.monitor import measure_drift, read_batch, trigger_retraining
+from tasks.monitor import (
+    champion_params,
+    keep_batch,
+    measure_drift,
+    read_batch,
+    trigger_retraining,
+    validate_batch,
+    with_batch,
+)
 
 
 @flow(name="drift-monitor", log_prints=True)
 def drift_monitor(unit: str, dataset: str | None = None, recent_path: str | None = None,
                   threshold: float | None = None) -> dict:
-    """Compare ``recent_path`` (a CSV; default: the held-out rows) with ``dataset``'s training rows.
+    """Compare ``recent_path`` (a labelled CSV; default: the champion's held-out rows) with the
+    champion's training rows of ``dataset``.
 
-    ``dataset`` and ``threshold`` default to the unit spec's ``monitor``. Past ``threshold`` on any
-    feature, start ``unit``'s retraining deployment. Returns the drift report with ``triggered`` and
-    ``retraining_run_id``.
+    ``dataset`` and ``threshold`` default to the unit spec's ``monitor``. A batch that fails the
+    dataset's suite is quarantined and nothing more happens (``validation`` lists the failures).
+    Past ``threshold`` on any feature, start ``unit``'s retraining deployment with the champion's
+    parameters and the batch appended to the dataset's labelled file. Returns the drift report with
+    ``reference`` (whose parameters), ``validation``, ``triggered``, ``retraining_run_id`` and
+    ``retraining_parameters``.
     """
     deployment = retraining_deployment(unit)  # fails before any work if the unit has none
     monitor = get_unit(unit).monitor
@@ -33,15 +49,29 @@ def drift_monitor(unit: str, dataset: str | None = None, recent_path: str | None
             raise ValueError(f"{unit}'s spec declares no drift monitor: pass dataset and threshold")
         dataset = dataset or monitor.dataset
         threshold = monitor.threshold if threshold is None else threshold
-    defaults = UnitParams()
-    data = ingest(dataset, "full", defaults.seed)
-    reference, held_out = reference_split(dataset, data.splits, defaults.test_size, defaults.seed)
+    params, basis = champion_params(unit)
+    outcome = {"unit": unit, "dataset": dataset, "recent": recent_path or "the held-out rows",
+               "deployment": deployment, "reference": basis, "validation": None, "triggered": False,
+               "retraining_run_id": None, "retraining_parameters": None}
+    labelled_file = LABELLED_FILES.get(dataset)
+    if recent_path and labelled_file:
+        outcome["validation"] = validate_batch(dataset, params, labelled_file, recent_path)
+        if not outcome["validation"]["passed"]:
+            return {**outcome, "quarantined": outcome["validation"]["quarantine_path"]}
+
+    data = ingest(dataset, params.profile, params.seed, params.data_files, params.append_files)
+    reference, held_out = reference_split(dataset, data.splits, params.test_size, params.seed)
     recent = read_batch(recent_path) if recent_path else held_out
-    source = recent_path or "the held-out rows"
-    report = measure_drift(dataset, reference, recent, threshold, source)
-    run_id = None
+    report = measure_drift(dataset, reference, recent, threshold, outcome["recent"], basis)
+    outcome.update(report.as_dict())
     if report.drifted:
-        run_id = trigger_retraining(deployment, f"PSI {report.max_psi:.3f} > {threshold} in "
-                                                f"{', '.join(report.drifted_features)}")
-    return {"unit": unit, "dataset": dataset, "recent": source, "deployment": deployment,
-            **report.as_dict(), "triggered": run_id is not None, "retraining_run_id": run_id}
+        retrain = params
+        if recent_path and labelled_file:
+            retrain = with_batch(params, labelled_file, keep_batch(dataset, recent_path))
+        parameters = {"params": retrain.model_dump(mode="json")}
+        reason = (f"PSI {report.max_psi:.3f} > {threshold} in {', '.join(report.drifted_features)}; "
+                  f"retraining on {basis}'s parameters"
+                  + (f" with the batch appended to {labelled_file}" if retrain is not params else ""))
+        outcome.update(triggered=True, retraining_parameters=parameters,
+                       retraining_run_id=trigger_retraining(deployment, reason, parameters))
+    return outcome

@@ -1,4 +1,8 @@
-"""Validate: the dataset's Great Expectations suite; a failing batch stops the flow here."""
+"""Validate: the dataset's Great Expectations suite; a failing batch stops the flow here.
+
+Rows appended to a catalog file (``UnitParams.append_files``) are validated with the catalog's:
+the suite runs on the data with them, its row-count bounds moved up by the appended rows.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from tasks import run_logger
 def validate(dataset: Dataset) -> ValidationReport:
     """Raise DataValidationError (listing every failed expectation) unless the batch passes."""
     frame = validation_frame(dataset.name, dataset.splits)
-    report = validate_frame(frame, dataset.name, batch_label=dataset.ref.version[:12])
+    report = validate_frame(frame, dataset.name, batch_label=dataset.ref.version[:12],
+                            extra_rows=dataset.appended_rows)
     run_logger().info("%s: %d expectations passed", dataset.name, report.n_expectations)
     return report
 
@@ -23,6 +28,6 @@ def ingest_validated(name: str, params) -> Dataset:
     """The two stages every flow opens with: ingest the dataset, then validate it."""
     from tasks.ingest import ingest
 
-    dataset = ingest(name, params.profile, params.seed, params.data_files)
+    dataset = ingest(name, params.profile, params.seed, params.data_files, params.append_files)
     validate(dataset)
     return dataset

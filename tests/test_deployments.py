@@ -3,7 +3,8 @@
 The slow tests run against a real Prefect server, a process worker and the MLflow UI started by
 ``pipeline.app.services.local_services`` (what ``mlpath ui`` runs), in a temporary MLPATH_HOME: they
 apply ``deployments/prefect.yaml``, run unit01's deployment twice (the second run does not beat
-the first, so the champion stays), and drive the drift monitor with steady and shifted data.
+the first, so the champion stays), and drive the drift monitor with steady and shifted data (the
+shifted batch starts the retraining deployment with the batch appended to its training data).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pipeline.app.deploy import (
@@ -275,7 +275,7 @@ def test_deployment_runs_register_and_a_run_that_does_not_win_keeps_the_champion
     retrained = second.state.result()
     assert (retrained["version"], retrained["alias"]) == ("2", "challenger")
     assert retrained["champion_before"] == pytest.approx(outcome["value"])
-    assert retrained["reason"] == f"tied champion v1 at {outcome['value']:.4f} (quick)"
+    assert retrained["reason"] == f"tied champion v1 at {outcome['value']:.4f} on the same holdout (quick)"
     registered = latest_results(["unit01"])["unit01"]
     assert (registered["version"], registered["champion_version"], registered["aliases"]) == ("2", "1", ["challenger"])
 
@@ -287,12 +287,10 @@ def test_deployment_runs_register_and_a_run_that_does_not_win_keeps_the_champion
 
 
 def _shifted_titanic(folder: Path) -> Path:
-    from conftest import MIRROR
+    """A valid labelled batch from a changed world (all Queenstown, survival by fare): see test_retraining."""
+    from test_retraining import titanic_batch
 
-    frame = pd.read_csv(MIRROR / "titanic" / "train.csv")
-    path = folder / "titanic_shifted.csv"
-    frame.assign(Fare=frame["Fare"] * 5, Age=frame["Age"] + 30).to_csv(path, index=False)
-    return path
+    return titanic_batch(folder, world="new")
 
 
 @pytest.mark.slow
@@ -315,9 +313,16 @@ def test_drift_past_the_threshold_triggers_the_retraining_deployment(stack, tmp_
         assert triggered_runs() == []
 
         shifted = drift_monitor(unit="unit06", dataset="titanic", recent_path=str(_shifted_titanic(tmp_path)))
-        assert shifted["triggered"] and set(shifted["drifted_features"]) == {"Fare", "Age"}
+        assert shifted["triggered"] and shifted["drifted_features"] == ["Embarked"]
+        assert shifted["reference"] == "defaults: no champion yet" and shifted["validation"]["passed"]
         run = client.read_flow_run(shifted["retraining_run_id"])
         assert run.deployment_id == deployment.id and "drift-triggered" in run.tags
+        # the run retrains on the reference's parameters with the validated batch appended
+        assert run.parameters == shifted["retraining_parameters"]
+        params = run.parameters["params"]
+        assert (params["profile"], params["seed"]) == ("full", 0)
+        [kept] = params["append_files"]["titanic/train.csv"]
+        assert Path(kept).is_file() and Path(kept).parts[-3:-1] == ("batches", "titanic")
         assert [r.id for r in triggered_runs()] == [run.id]
         # a full unit06 run is not the point here; cancel it (the worker stops it if it started)
         waiting = run.state.is_scheduled() or run.state.is_pending()

@@ -50,6 +50,10 @@ FEATURES: dict[str, DriftFeatures] = {
     "iris": DriftFeatures(tuple(IRIS_FEATURES)),
 }
 
+# The catalog file that holds a dataset's labelled training rows: where a drift monitor appends a
+# new labelled batch for the retraining run (``UnitParams.append_files``).
+LABELLED_FILES: dict[str, str] = {"titanic": "titanic/train.csv"}
+
 
 class DriftInputError(ValueError):
     """A batch the drift monitor cannot compare (unknown dataset, missing columns)."""

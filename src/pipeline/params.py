@@ -13,6 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
+def _catalog_files() -> list[str]:
+    """Every catalog file as "dataset/file"."""
+    from pipeline.data import DATASETS
+
+    return [f"{name}/{f.name}" for name, spec in DATASETS.items() for f in spec.files]
+
+
 class UnitParams(BaseModel):
     """Parameters every unit takes."""
 
@@ -25,6 +32,11 @@ class UnitParams(BaseModel):
         default_factory=dict,
         description="replace catalog files with local ones, e.g. {'titanic/train.csv': '/data/new.csv'};"
                     " the replacement is validated like any batch")
+    append_files: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="extra rows appended to catalog files, e.g. {'titanic/train.csv': ['/data/batch.csv']}"
+                    " (a drift monitor adds its new labelled batch here); each file has the catalog"
+                    " file's columns, and the data with the rows appended is validated like any batch")
     test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction for test metrics")
     cv_folds: int = Field(5, ge=0, le=20, description="cross-validation folds (0 disables CV)")
 
@@ -32,13 +44,32 @@ class UnitParams(BaseModel):
     @classmethod
     def _known_catalog_files(cls, files: dict[str, str]) -> dict[str, str]:
         """Keys must name a catalog file ("dataset/file"): a typo must not silently use the mirror."""
-        from pipeline.data import DATASETS
-
-        valid = [f"{name}/{f.name}" for name, spec in DATASETS.items() for f in spec.files]
+        valid = _catalog_files()
         unknown = sorted(set(files) - set(valid))
         if unknown:
             raise ValueError(f"unknown catalog file(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
         return files
+
+    @field_validator("append_files", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, files: Any) -> Any:
+        """``--set append_files.titanic/train.csv=/x.csv`` gives one path: a list of one."""
+        if isinstance(files, dict):
+            return {key: [paths] if isinstance(paths, str) else paths for key, paths in files.items()}
+        return files
+
+    @field_validator("append_files")
+    @classmethod
+    def _appendable_catalog_files(cls, files: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Keys must name a catalog file that takes extra rows (a table, not images or text)."""
+        from pipeline.data import DATASETS
+
+        valid = [f"{name}/{file}" for name, spec in DATASETS.items() for file in spec.appendable]
+        unknown = sorted(set(files) - set(valid))
+        if unknown:
+            raise ValueError(f"no catalog file {', '.join(unknown)} to append rows to; "
+                             f"valid: {', '.join(valid)}")
+        return {key: paths for key, paths in files.items() if paths}
 
 
 class ParameterError(ValueError):

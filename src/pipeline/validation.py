@@ -95,8 +95,12 @@ def suite_path(suite_name: str) -> Path:
     return expectations_dir() / f"{suite_name}.json"
 
 
-def load_suite(suite_name: str):
+def load_suite(suite_name: str, extra_rows: int = 0):
     """Read ``expectations/<suite_name>.json`` into a ``great_expectations.ExpectationSuite``.
+
+    ``extra_rows`` (rows appended to the catalog's, see ``UnitParams.append_files``) moves the
+    bounds of ``expect_table_row_count_to_be_between`` up by as many: the catalog's rows must
+    still be there, and the appended ones are allowed on top.
 
     Raises FileNotFoundError naming the expected path, and ValueError for an expectation GX
     cannot build (GX itself would only log it and drop it from the suite).
@@ -116,6 +120,10 @@ def load_suite(suite_name: str):
 
     expectations = []
     for i, entry in enumerate(data.get("expectations", [])):
+        if extra_rows and entry.get("type") == "expect_table_row_count_to_be_between":
+            entry = {**entry, "kwargs": {key: value + extra_rows if key in ("min_value", "max_value")
+                                         and value is not None else value
+                                         for key, value in entry.get("kwargs", {}).items()}}
         try:
             config = ExpectationConfiguration(
                 type=entry["type"], kwargs=entry.get("kwargs", {}), meta=entry.get("meta")
@@ -162,8 +170,11 @@ def validate_frame(
     *,
     quarantine_dir: Path | None = None,
     batch_label: str = "",
+    extra_rows: int = 0,
 ) -> ValidationReport:
     """Run suite ``suite_name`` against ``frame``.
+
+    ``extra_rows``: rows appended to the catalog's, allowed on top of its row count (``load_suite``).
 
     Returns the report when every expectation holds. Otherwise writes the batch and its failures
     to ``quarantine_dir`` (default ``MLPATH_HOME/quarantine``) and raises DataValidationError.
@@ -173,7 +184,7 @@ def validate_frame(
             f"validate_frame needs a pandas DataFrame, got {type(frame).__name__}; "
             "build one with validation_frame(dataset_name, splits)"
         )
-    suite = load_suite(suite_name)
+    suite = load_suite(suite_name, extra_rows)
     with _gx_lock:
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(

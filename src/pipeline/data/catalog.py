@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data import loaders
-from pipeline.data.fetch import FileSpec, ResolvedFile, resolve_file
+from pipeline.data.fetch import FileSpec, ResolvedFile, file_digest, resolve_file
 from pipeline.settings import PROFILES
 
 
@@ -32,6 +32,8 @@ class DatasetSpec:
 
     ``quick_sizes`` maps a split to its row count under ``profile="quick"``; splits not listed
     are kept whole. ``bundled_by`` names the library that ships a file-less dataset (else "").
+    ``appendable`` maps each tabular file to the split it holds: the files ``load_dataset``'s
+    ``append`` can add rows to.
     """
 
     name: str
@@ -39,21 +41,31 @@ class DatasetSpec:
     loader: Callable[[Mapping[str, Path]], dict[str, Any]]
     quick_sizes: Mapping[str, int] = field(default_factory=dict)
     bundled_by: str = ""
+    appendable: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class DataRef:
-    """What was loaded, for lineage: ``version`` hashes the files' sha256s and the profile."""
+    """What was loaded, for lineage: ``version`` hashes the files' sha256s and the profile.
+
+    ``appended`` lists rows appended to catalog files (``load_dataset``'s ``append``), one
+    ``file+=path (rows, sha256 prefix)`` per appended file, ``; ``-separated; "" when none. Those
+    rows count in ``rows`` and their sha256s in ``version``.
+    """
 
     name: str
     version: str
     rows: int
     source: str
     profile: str
+    appended: str = ""
 
     def as_dict(self) -> dict[str, str | int]:
-        """The fields as a flat dict, ready for ``mlflow.log_params``."""
-        return asdict(self)
+        """The fields as a flat dict, ready for ``mlflow.log_params`` (``appended`` only when set)."""
+        data = asdict(self)
+        if not self.appended:
+            del data["appended"]
+        return data
 
 
 @dataclass
@@ -63,6 +75,7 @@ class Dataset:
     name: str
     splits: dict[str, Any]
     ref: DataRef
+    appended_rows: int = 0  # rows that ``append`` added (already in ``splits``)
 
 
 _MNIST_URLS = ("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/")
@@ -97,6 +110,7 @@ _SPECS = (
             ),
         ),
         loaders.read_titanic,
+        appendable={"train.csv": "train", "test.csv": "test"},
     ),
     DatasetSpec(
         "mall_customers",
@@ -110,6 +124,7 @@ _SPECS = (
             ),
         ),
         loaders.read_mall_customers,
+        appendable={"Mall_Customers.csv": "data"},
     ),
     DatasetSpec(
         "mnist",
@@ -139,6 +154,7 @@ _SPECS = (
         ),
         loaders.read_adult,
         quick_sizes={"train": 4000, "test": 2000},
+        appendable={"adult.data": "train", "adult.test": "test"},
     ),
     DatasetSpec(
         "sst2",
@@ -165,6 +181,7 @@ _SPECS = (
         ),
         loaders.read_sst2,
         quick_sizes={"train": 4000, "test": 1000},
+        appendable={"train.tsv": "train", "dev.tsv": "dev", "test_labeled.tsv": "test"},
     ),
     DatasetSpec(
         "tinyshakespeare",
@@ -188,6 +205,7 @@ _SPECS = (
             ),
         ),
         loaders.read_stocks,
+        appendable={"msft.us.txt": "prices"},
     ),
 )
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
@@ -199,6 +217,7 @@ def load_dataset(
     *,
     seed: int = 0,
     files: Mapping[str, str | Path] | None = None,
+    append: Mapping[str, Sequence[str | Path]] | None = None,
 ) -> Dataset:
     """Load a catalog dataset, checked and optionally subsampled.
 
@@ -210,6 +229,9 @@ def load_dataset(
     seed : seed of the quick subsample; ignored by ``"full"``.
     files : file name -> path of a user-supplied replacement (e.g. a new batch). Used as is,
         without a checksum: validate it downstream.
+    append : file name -> paths of files in that file's format whose rows are appended to the
+        split it holds (``DatasetSpec.appendable``), before any quick subsample. Each path's
+        sha256 joins the version; validate the result downstream.
 
     Returns
     -------
@@ -229,8 +251,15 @@ def load_dataset(
         valid = ", ".join(file.name for file in spec.files) or "none"
         raise ValueError(f"{name} has no file(s) {sorted(unknown)}; its files: {valid}")
 
+    extra = {file_name: [Path(path) for path in paths] for file_name, paths in (append or {}).items() if paths}
+    not_appendable = sorted(set(extra) - set(spec.appendable))
+    if not_appendable:
+        valid = ", ".join(spec.appendable) or "none"
+        raise ValueError(f"{name} has no file(s) {not_appendable} to append rows to; appendable: {valid}")
+
     resolved = {file.name: resolve_file(name, file, overrides.get(file.name)) for file in spec.files}
-    splits = spec.loader({file_name: found.path for file_name, found in resolved.items()})
+    paths = {file_name: found.path for file_name, found in resolved.items()}
+    splits = spec.loader(paths)
     if resolved:
         digests = {file_name: found.sha256 for file_name, found in resolved.items()}
         source = _describe_origins(list(resolved.values()))
@@ -239,12 +268,50 @@ def load_dataset(
         source = spec.bundled_by
 
     lineage: dict[str, Any] = {"dataset": name, "files": digests, "profile": profile}
+    splits, appended = _append_rows(spec, splits, paths, extra)
+    if appended:
+        lineage["appended"] = [[item.file, item.sha256] for item in appended]
     if profile == "quick":
         splits = _subsample(splits, spec.quick_sizes, seed)
         lineage |= {"seed": seed, "quick_sizes": dict(spec.quick_sizes)}
     version = hashlib.sha256(json.dumps(lineage, sort_keys=True).encode()).hexdigest()
     rows = sum(_count_rows(data) for data in splits.values())
-    return Dataset(name, splits, DataRef(name, version, rows, source, profile))
+    described = "; ".join(item.describe() for item in appended)
+    if appended:
+        source = ";".join([source, *dict.fromkeys(f"append:{item.path}" for item in appended)])
+    ref = DataRef(name, version, rows, source, profile, described)
+    return Dataset(name, splits, ref, sum(item.rows for item in appended))
+
+
+@dataclass(frozen=True)
+class _Appended:
+    file: str
+    path: Path
+    rows: int
+    sha256: str
+
+    def describe(self) -> str:
+        return f"{self.file}+={self.path} ({self.rows} rows, sha256 {self.sha256[:12]})"
+
+
+def _append_rows(spec: DatasetSpec, splits: dict[str, Any], paths: Mapping[str, Path],
+                 extra: Mapping[str, list[Path]]) -> tuple[dict[str, Any], list[_Appended]]:
+    """``splits`` with each extra file's rows appended to its file's split, read by the dataset's
+    own loader (the extra file stands in for the catalog file), columns as they come: a batch
+    whose columns differ shows up in validation, not here."""
+    appended: list[_Appended] = []
+    splits = dict(splits)
+    for file_name, extra_paths in extra.items():
+        split = spec.appendable[file_name]
+        parts = [splits[split]]
+        for path in extra_paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"{spec.name}: no file {path} to append to {file_name}")
+            frame = spec.loader({**paths, file_name: path})[split]
+            parts.append(frame)
+            appended.append(_Appended(file_name, path, len(frame), file_digest(path)))
+        splits[split] = pd.concat(parts, ignore_index=True)
+    return splits, appended
 
 
 def dataset_spec(name: str) -> DatasetSpec:
