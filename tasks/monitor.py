@@ -94,15 +94,23 @@ def validate_batch(dataset: str, params: UnitParams, catalog_file: str, batch_pa
              if key.split("/", 1)[0] == dataset}
     append = {key.split("/", 1)[1]: paths for key, paths in with_batch(params, catalog_file, batch_path)
               .append_files.items() if key.split("/", 1)[0] == dataset}
-    data = load_dataset(dataset, params.profile, seed=params.seed, files=files or None, append=append)
+    try:  # every row, as the retraining run validates before it takes its quick subsample
+        data = load_dataset(dataset, params.profile, seed=params.seed, files=files or None, append=append,
+                            subsample=False)
+    except DataValidationError as error:  # a batch that cannot even be read (DataLoadError)
+        run_logger().warning("%s: the batch cannot be loaded; nothing retrains.\n%s", dataset, error)
+        return {"passed": False, "summary": str(error), "failures": error.report.failures,
+                "quarantine_path": None}
     label = f"batch-{Path(batch_path).stem}"
     try:
         report: ValidationReport = validate_frame(validation_frame(dataset, data.splits), dataset,
                                                   batch_label=label, extra_rows=data.appended_rows)
     except DataValidationError as error:
         report = error.report
-        kept = report.quarantine_path.with_name(f"{report.quarantine_path.stem}.batch{Path(batch_path).suffix}")
-        shutil.copyfile(batch_path, kept)
+        kept = None
+        if report.quarantine_path is not None:
+            kept = report.quarantine_path.with_name(f"{report.quarantine_path.stem}.batch{Path(batch_path).suffix}")
+            shutil.copyfile(batch_path, kept)
         run_logger().warning("%s: the batch fails validation, quarantined in %s; nothing retrains.\n%s",
                              dataset, kept, report.summary())
         create_markdown_artifact(f"## {dataset} batch quarantined\n\n`{batch_path}` fails the `{dataset}` "
@@ -110,7 +118,7 @@ def validate_batch(dataset: str, params: UnitParams, catalog_file: str, batch_pa
                                  f"{report.summary()}\n```", key=f"drift-{dataset}-quarantine",
                                  description=f"{dataset}: a batch that failed validation")
         return {"passed": False, "summary": report.summary(), "failures": report.failures,
-                "quarantine_path": str(kept)}
+                "quarantine_path": None if kept is None else str(kept)}
     run_logger().info("%s: the batch passes validation (%d expectations, %d rows appended)", dataset,
                       report.n_expectations, data.appended_rows)
     return {"passed": True, "summary": report.summary(), "failures": [], "quarantine_path": None}

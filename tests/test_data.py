@@ -31,6 +31,7 @@ from pipeline.data import (
     CIFAR10_CLASSES,
     DATASETS,
     ChecksumError,
+    DataLoadError,
     DataRef,
     DatasetNotFoundError,
     DatasetSpec,
@@ -39,6 +40,7 @@ from pipeline.data import (
     load_dataset,
 )
 from pipeline.data.fetch import FileSpec
+from pipeline.validation import DataValidationError
 
 from conftest import MIRROR
 
@@ -65,14 +67,16 @@ def no_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 class FileServer(ThreadingHTTPServer):
     """Serves ``files`` (URL path -> bytes) on 127.0.0.1.
 
-    The first ``failures`` requests are answered with ``status`` instead. ``requests`` records
-    every request as (path, Authorization header); ``waits`` the back-off pooch slept.
+    The first ``failures`` requests are answered with ``status`` instead; ``redirects`` maps a
+    path to the URL it redirects to (302). ``requests`` records every request as (path,
+    Authorization header); ``waits`` the back-off pooch slept.
     """
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _FileHandler)
         self.files: dict[str, bytes] = {}
         self.failures, self.status = 0, 503
+        self.redirects: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.waits: list[float] = []
 
@@ -89,6 +93,12 @@ class _FileHandler(BaseHTTPRequestHandler):
             self.server.failures -= 1
             self.send_error(self.server.status)
             return
+        if self.path in self.server.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.server.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = self.server.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -102,18 +112,29 @@ class _FileHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
-    """A local file server; pooch's back-off is recorded instead of slept."""
+def _serving() -> Iterator[FileServer]:
     httpd = FileServer()
-    monkeypatch.setattr(pooch.core, "time", SimpleNamespace(sleep=httpd.waits.append))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy from the environment must not see loopback
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
     httpd.shutdown()
     httpd.server_close()
     thread.join()
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
+    """A local file server; pooch's back-off is recorded instead of slept."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy from the environment must not see loopback
+    for httpd in _serving():
+        monkeypatch.setattr(pooch.core, "time", SimpleNamespace(sleep=httpd.waits.append))
+        yield httpd
+
+
+@pytest.fixture
+def other_server() -> Iterator[FileServer]:
+    """A second local file server, on another port: another origin."""
+    yield from _serving()
 
 
 def serve_tiny(
@@ -402,6 +423,7 @@ def test_kaggle_zip_answer_is_unwrapped_with_credentials(
     url = DATASETS["stocks"].files[0].urls[0]
     monkeypatch.setenv("KAGGLE_USERNAME", "ada")
     monkeypatch.setenv("KAGGLE_KEY", "secret")
+    monkeypatch.setattr(fetch, "CREDENTIAL_ORIGINS", (server.url(""),))  # the loopback stands in for Kaggle
     ds = load_dataset("stocks")
     assert ds.ref.source == f"download:{url}" and "www.kaggle.com" in url
     assert len(ds.splits["prices"]) == 7983
@@ -449,8 +471,9 @@ def test_cifar_batch_cannot_run_code(tmp_path: Path) -> None:
         info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
-    with pytest.raises(pickle.UnpicklingError, match="not allowed"):
+    with pytest.raises(DataLoadError, match="not allowed") as info:
         load_dataset("cifar10", files={"cifar-10-python.tar.gz": archive})
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
 
 
 def test_idx_override_parses_a_small_batch(tmp_path: Path) -> None:
@@ -464,3 +487,155 @@ def test_idx_override_parses_a_small_batch(tmp_path: Path) -> None:
     x, y = ds.splits["test"]
     assert x.shape == (2, 28, 28) and y.tolist() == [3, 7]
     assert ds.ref.rows == 60002
+
+
+# --- credentials stay with their host ----------------------------------------------------------
+
+
+def test_credentials_never_follow_a_redirect_to_another_origin(
+    home: Path, no_mirror: None, server: FileServer, other_server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_catalog_entry(monkeypatch, server, "stocks")
+    url = DATASETS["stocks"].files[0].urls[0]
+    path = "/" + url.split("/", 3)[3]
+    server.redirects[path] = other_server.url("/elsewhere/msft.us.txt")
+    other_server.files["/elsewhere/msft.us.txt"] = (MIRROR / "stocks" / "msft.us.txt").read_bytes()
+    monkeypatch.setenv("KAGGLE_USERNAME", "ada")
+    monkeypatch.setenv("KAGGLE_KEY", "secret")
+    monkeypatch.setattr(fetch, "CREDENTIAL_ORIGINS", (server.url(""),))
+
+    assert len(load_dataset("stocks").splits["prices"]) == 7983
+    assert server.requests == [(path, "Basic " + base64.b64encode(b"ada:secret").decode())]
+    assert other_server.requests == [("/elsewhere/msft.us.txt", None)]
+
+
+def test_credentials_go_only_to_their_exact_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAGGLE_USERNAME", "ada")
+    monkeypatch.setenv("KAGGLE_KEY", "secret")
+    assert fetch._credentials_for("https://www.kaggle.com/api/v1/x") is not None
+    assert fetch._credentials_for("https://www.kaggle.com:443/api/v1/x") is not None
+    for url in ("http://www.kaggle.com/api/v1/x", "https://evil.example/www.kaggle.com/x",
+                "https://www.kaggle.com.evil.example/x", "https://www.kaggle.com:8443/x"):
+        assert fetch._credentials_for(url) is None, url
+    monkeypatch.delenv("KAGGLE_KEY")
+    assert fetch._credentials_for("https://www.kaggle.com/api/v1/x") is None
+
+
+def test_mnist_downloads_over_https_with_sha256() -> None:
+    manifest = json.loads((MIRROR / "manifest.json").read_text())["mnist"]
+    for file in DATASETS["mnist"].files:
+        assert all(url.startswith("https://") for url in file.urls)
+        assert file.known_hash.startswith("sha256:")
+        if "labels" in file.name:  # the mirror's label archives are the official bytes
+            assert file.known_hash == f"sha256:{manifest[file.name]['sha256']}"
+    assert all(url.startswith("https://") for spec in DATASETS.values() for file in spec.files for url in file.urls)
+
+
+# --- load errors are data errors ---------------------------------------------------------------
+
+
+def assert_load_error(home: Path, info: pytest.ExceptionInfo, path: Path, file: str, reason: str) -> None:
+    """One line naming the file and the reason; a DataValidationError; the file quarantined."""
+    error = info.value
+    message = str(error)
+    assert isinstance(error, DataValidationError) and "\n" not in message
+    assert str(path) in message and file in message and reason in message, message
+    kept = error.quarantine_path
+    assert kept is not None and kept.parent == home / "quarantine" and str(kept) in message
+    assert kept.read_bytes() == path.read_bytes()
+    details = json.loads(kept.with_name(kept.name + ".reason.json").read_text())
+    assert details["source"] == str(path) and reason in details["reason"]
+    assert f"{details['dataset']}/{details['file']}" == file
+    assert error.report.quarantine_path == kept and error.report.failures[0]["exception"] == error.reason
+
+
+def test_utf16_csv_is_a_load_error(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "train.csv"
+    bad.write_bytes((MIRROR / "titanic" / "train.csv").read_text(encoding="utf-8").encode("utf-16"))
+    with pytest.raises(DataLoadError) as info:
+        load_dataset("titanic", files={"train.csv": bad})
+    assert_load_error(home, info, bad, "titanic/train.csv", "not UTF-8")
+    assert "UTF-16 byte-order mark" in str(info.value)
+
+
+def test_line_truncated_mid_quote_is_a_load_error(home: Path, tmp_path: Path) -> None:
+    text = (MIRROR / "titanic" / "train.csv").read_text(encoding="utf-8")
+    bad = tmp_path / "train.csv"
+    bad.write_text(text[: text.index('"Braund,') + 5])
+    with pytest.raises(DataLoadError) as info:
+        load_dataset("titanic", files={"train.csv": bad})
+    assert_load_error(home, info, bad, "titanic/train.csv", "CSV parse error")
+    assert "EOF inside string" in str(info.value)
+
+
+def test_zero_byte_file_is_a_load_error(home: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "input.txt"
+    empty.touch()
+    with pytest.raises(DataLoadError) as info:
+        load_dataset("tinyshakespeare", files={"input.txt": empty})
+    assert_load_error(home, info, empty, "tinyshakespeare/input.txt", "empty file (0 bytes)")
+
+
+def test_truncated_gzip_is_a_load_error(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "labels.gz"
+    bad.write_bytes((MIRROR / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()[:2000])
+    with pytest.raises(DataLoadError) as info:
+        load_dataset("mnist", files={"t10k-labels-idx1-ubyte.gz": bad})
+    assert_load_error(home, info, bad, "mnist/t10k-labels-idx1-ubyte.gz", "truncated or corrupt gzip")
+
+
+def test_non_gzip_mnist_file_is_a_load_error(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "labels.gz"
+    bad.write_bytes(np.array([2049, 2], dtype=">u4").tobytes() + bytes([3, 7]))  # IDX, not gzipped
+    with pytest.raises(DataLoadError) as info:
+        load_dataset("mnist", files={"t10k-labels-idx1-ubyte.gz": bad})
+    assert_load_error(home, info, bad, "mnist/t10k-labels-idx1-ubyte.gz", "not a gzip file")
+    assert not isinstance(info.value, OSError)  # gzip's own BadGzipFile is one, and looked retryable
+
+
+@pytest.mark.parametrize("content", [b'{"titanic": {"train.csv": {"sha256": ', b'["titanic"]',
+                                     b'{"titanic": {"train.csv": {"sha256": "abc"}}}'])
+def test_invalid_manifest_is_a_load_error(home: Path, tmp_path: Path, monkeypatch, content: bytes) -> None:
+    mirror = tmp_path / "mirror"
+    (mirror / "titanic").mkdir(parents=True)
+    shutil.copy(MIRROR / "titanic" / "train.csv", mirror / "titanic" / "train.csv")
+    manifest = mirror / "manifest.json"
+    manifest.write_bytes(content)
+    monkeypatch.setenv("MLPATH_DATA_MIRROR", str(mirror))
+    with pytest.raises(DataLoadError) as info:
+        load_dataset("titanic")
+    reason = "invalid JSON" if content.startswith(b'{"titanic": {"train.csv": {"sha256": ') and len(content) < 40 \
+        else "invalid manifest"
+    assert_load_error(home, info, manifest, "mirror/manifest.json", reason)
+
+
+def test_appended_file_that_does_not_parse_is_quarantined(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "batch.csv"
+    bad.write_bytes("PassengerId,Name\n1,Ada\n".encode("utf-16"))
+    with pytest.raises(DataLoadError) as info:
+        load_dataset("titanic", append={"train.csv": [bad]})
+    assert_load_error(home, info, bad, "titanic/train.csv", "not UTF-8")
+
+
+def test_load_error_survives_pickling(tmp_path: Path) -> None:
+    error = DataLoadError(tmp_path / "x.csv", "CSV parse error: bad", dataset="titanic", file="train.csv")
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) and again.report == error.report
+
+
+def test_only_network_and_transient_io_errors_are_retried(tmp_path: Path) -> None:
+    import errno
+
+    import requests
+
+    from tasks.ingest import is_transient
+
+    bad = DataLoadError(tmp_path / "x.gz", "not a gzip file")
+    assert not is_transient(bad)
+    for exc in (gzip.BadGzipFile("Not a gzipped file"), EOFError("truncated"), ChecksumError("p", "sha256", "a", "b"),
+                DatasetNotFoundError("none"), FileNotFoundError(errno.ENOENT, "gone"), ValueError("parse"),
+                UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), PermissionError(errno.EACCES, "no")):
+        assert not is_transient(exc), exc
+    for exc in (requests.ConnectionError("reset"), requests.Timeout("slow"), ConnectionResetError(),
+                TimeoutError(), OSError(errno.EIO, "I/O error")):
+        assert is_transient(exc), exc

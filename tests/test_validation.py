@@ -291,3 +291,59 @@ def test_line_summary_keeps_carriage_returns() -> None:
 def test_module_imports_without_great_expectations() -> None:
     code = "import sys, pipeline.validation; assert 'great_expectations' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the quick profile validates every row, then subsamples ---------------------------------
+
+
+def _mnist_test_labels_with(tmp_path: Path, label: int, outside_quick: bool) -> tuple[Path, int]:
+    """The mirror's t10k labels with one label replaced, at an index outside (or inside) the
+    quick subsample of seed 0; the file and the index."""
+    import gzip
+
+    rng = np.random.default_rng(0)  # as the catalog draws: the train subsample first, then test
+    rng.choice(60000, size=6000, replace=False)
+    kept = set(rng.choice(10000, size=1000, replace=False).tolist())
+    index = next(i for i in range(10000) if (i in kept) != outside_quick)
+    raw = bytearray(gzip.decompress((MIRROR / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    raw[8 + index] = label
+    path = tmp_path / "t10k-labels.gz"
+    path.write_bytes(gzip.compress(bytes(raw)))
+    return path, index
+
+
+def test_quick_profile_validates_rows_outside_its_subsample(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import tasks.ingest
+    import tasks.validate
+
+    if not (MIRROR / "manifest.json").is_file():
+        pytest.skip(f"no dataset mirror at {MIRROR}")
+    monkeypatch.setenv("MLPATH_DATA_MIRROR", str(MIRROR))
+    monkeypatch.setattr(tasks.ingest, "ingest", tasks.ingest.ingest.fn)  # the tasks without a Prefect run
+    monkeypatch.setattr(tasks.validate, "validate", tasks.validate.validate.fn)
+    bad, index = _mnist_test_labels_with(tmp_path, 12, outside_quick=True)
+    files = {"t10k-labels-idx1-ubyte.gz": bad}
+
+    quick = load_dataset("mnist", "quick", files=files)  # the subsample alone looks fine
+    assert 12 not in quick.splits["test"][1]
+    validate_frame(validation_frame("mnist", quick.splits), "mnist", quarantine_dir=tmp_path / "q")
+
+    whole = load_dataset("mnist", "quick", files=files, subsample=False)
+    assert whole.ref == quick.ref and whole.splits["test"][1][index] == 12 and whole.pending
+    params = SimpleNamespace(profile="quick", seed=0, data_files={"mnist/t10k-labels-idx1-ubyte.gz": str(bad)},
+                             append_files={})
+    with pytest.raises(DataValidationError, match="label") as caught:
+        tasks.validate.ingest_validated("mnist", params)
+    assert any(12 in (failure["examples"] or []) for failure in caught.value.report.failures)
+    assert caught.value.report.quarantine_path.parent == home / "quarantine"
+
+    good = tasks.validate.ingest_validated("mnist", SimpleNamespace(profile="quick", seed=0, data_files={},
+                                                                     append_files={}))
+    reference = load_dataset("mnist", "quick")
+    assert good.ref == reference.ref and not good.pending
+    assert [len(y) for _, y in good.splits.values()] == [6000, 1000]
+    assert np.array_equal(good.splits["test"][1], reference.splits["test"][1])

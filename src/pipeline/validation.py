@@ -79,6 +79,9 @@ class DataValidationError(Exception):
         self.report = report
         super().__init__(report.summary())
 
+    def __reduce__(self):  # picklable with its report (Prefect may persist a failed task's error)
+        return type(self), (self.report,)
+
 
 # --- suites -------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Files come from a caller's override, the local mirror (``MLPATH_DATA_MIRROR``), the cache
 (``MLPATH_HOME/data``) or a download by pooch, always checksummed except overrides; see
 :mod:`pipeline.data.fetch`. ``profile="quick"`` subsamples the big splits (sizes in
-``DATASETS[name].quick_sizes``) with ``numpy.random.default_rng(seed)``, keeping the original order.
+``DATASETS[name].quick_sizes``) with ``numpy.random.default_rng(seed)``, keeping the original order;
+``subsample=False`` defers that (``Dataset.subsampled()``) so that validation sees every row. A file
+that cannot be parsed raises ``DataLoadError`` (a ``DataValidationError``), and is quarantined.
 
 Split formats (``Dataset.splits``):
 
@@ -27,6 +29,7 @@ Split formats (``Dataset.splits``):
 """
 
 from pipeline.data.catalog import DATASETS, DataRef, Dataset, DatasetSpec, UnknownDatasetError, load_dataset
+from pipeline.data.errors import DataLoadError
 from pipeline.data.fetch import ChecksumError, DatasetNotFoundError
 from pipeline.data.loaders import ADULT_COLUMNS, CIFAR10_CLASSES
 
@@ -35,6 +38,7 @@ __all__ = [
     "CIFAR10_CLASSES",
     "DATASETS",
     "ChecksumError",
+    "DataLoadError",
     "DataRef",
     "Dataset",
     "DatasetNotFoundError",

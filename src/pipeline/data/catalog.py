@@ -1,8 +1,13 @@
 """The dataset catalog: name -> canonical files, official URLs and checksums, loader, quick size.
 
-Checksums are the officially published ones (md5 where only md5 is published), written as pooch's
-registry writes them (``"algorithm:hexdigest"``). Where no official checksum exists, the mirror's
-sha256 stands in, marked as such below.
+Checksums are sha256 where the source (or a well-known mirror of the same bytes) publishes one,
+md5 only where md5 is all that is published (CIFAR-10, UCI Adult), written as pooch's registry
+writes them (``"algorithm:hexdigest"``). Where no official checksum exists, the mirror's sha256
+stands in, marked as such below. Download URLs are https.
+
+A file that cannot be parsed (bad encoding, broken CSV, truncated or non-gzip data, an empty file)
+raises :class:`~pipeline.data.errors.DataLoadError` naming the file, after a copy of it is put in
+``MLPATH_HOME/quarantine/`` with the reason.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data import loaders
+from pipeline.data.errors import DataLoadError, check_not_empty, quarantine_file
 from pipeline.data.fetch import FileSpec, ResolvedFile, file_digest, resolve_file
-from pipeline.settings import PROFILES
+from pipeline.settings import PROFILES, mlpath_home
 
 
 class UnknownDatasetError(LookupError):
@@ -70,15 +76,30 @@ class DataRef:
 
 @dataclass
 class Dataset:
-    """A loaded dataset: ``splits`` in the format documented in :mod:`pipeline.data`."""
+    """A loaded dataset: ``splits`` in the format documented in :mod:`pipeline.data`.
+
+    ``pending`` holds quick sizes not applied yet (``load_dataset(..., subsample=False)``): the
+    splits are whole, so that validation sees every row, and ``subsampled()`` applies them with
+    ``seed``. ``ref`` already describes the subsampled data.
+    """
 
     name: str
     splits: dict[str, Any]
     ref: DataRef
     appended_rows: int = 0  # rows that ``append`` added (already in ``splits``)
+    pending: dict[str, int] = field(default_factory=dict)
+    seed: int = 0
+
+    def subsampled(self) -> Dataset:
+        """This dataset with its pending quick subsample applied (itself when none is pending)."""
+        if not self.pending:
+            return self
+        return replace(self, splits=_subsample(self.splits, self.pending, self.seed), pending={})
 
 
-_MNIST_URLS = ("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/")
+# yann.lecun.com serves MNIST over plain http with md5s only; this https mirror (torchvision's)
+# serves the same official .gz files.
+_MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 _CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _ADULT_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/"
 _GLUE_SST2_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
@@ -89,8 +110,8 @@ _MALL_URL = _KAGGLE_API + "datasets/download/vjchoudhary7/customer-segmentation-
 _STOCKS_URL = _KAGGLE_API + "datasets/download/borismarjanovic/price-volume-data-for-all-us-stocks-etfs/Stocks/"
 
 
-def _mnist_file(name: str, md5: str) -> FileSpec:
-    return FileSpec(name, tuple(base + name for base in _MNIST_URLS), f"md5:{md5}")
+def _mnist_file(name: str, sha256: str) -> FileSpec:
+    return FileSpec(name, (_MNIST_URL + name,), f"sha256:{sha256}")
 
 
 _SPECS = (
@@ -129,19 +150,27 @@ _SPECS = (
     DatasetSpec(
         "mnist",
         (
-            # Official md5s of the .gz archives. The mirror's two image archives were recompressed
-            # (same decompressed bytes), so only the mirror manifest vouches for those copies.
-            _mnist_file("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            _mnist_file("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-            _mnist_file("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-            _mnist_file("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+            # sha256 of the official .gz archives (9,912,422 / 28,881 / 1,648,877 / 4,542 bytes;
+            # official md5s f68b3c2d..., d53e105e..., 9fb629c4..., ec29112d...) as published
+            # for the https mirrors by TensorFlow Datasets. The labels equal the local mirror's
+            # files; its two image archives were recompressed (same decompressed bytes), so only
+            # the mirror manifest vouches for those copies.
+            _mnist_file("train-images-idx3-ubyte.gz",
+                        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+            _mnist_file("train-labels-idx1-ubyte.gz",
+                        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+            _mnist_file("t10k-images-idx3-ubyte.gz",
+                        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+            _mnist_file("t10k-labels-idx1-ubyte.gz",
+                        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
         ),
         loaders.read_mnist,
         quick_sizes={"train": 6000, "test": 1000},
     ),
     DatasetSpec(
         "cifar10",
-        # Official tarball md5. The mirror's tarball is a JPEG-derived rebuild, not these bytes.
+        # Official tarball md5 (the only checksum published). The mirror's tarball is a
+        # JPEG-derived rebuild, not these bytes.
         (FileSpec("cifar-10-python.tar.gz", (_CIFAR10_URL,), "md5:c58f30108f718f92721af3b95e74349a"),),
         loaders.read_cifar10,
         quick_sizes={"train": 5000, "test": 1000},
@@ -218,6 +247,7 @@ def load_dataset(
     seed: int = 0,
     files: Mapping[str, str | Path] | None = None,
     append: Mapping[str, Sequence[str | Path]] | None = None,
+    subsample: bool = True,
 ) -> Dataset:
     """Load a catalog dataset, checked and optionally subsampled.
 
@@ -232,6 +262,9 @@ def load_dataset(
     append : file name -> paths of files in that file's format whose rows are appended to the
         split it holds (``DatasetSpec.appendable``), before any quick subsample. Each path's
         sha256 joins the version; validate the result downstream.
+    subsample : False keeps every row under ``"quick"`` too, the sizes left in
+        ``Dataset.pending``: validate the whole data, then call ``Dataset.subsampled()``. The
+        ``ref`` is the same either way.
 
     Returns
     -------
@@ -241,6 +274,8 @@ def load_dataset(
     Raises
     ------
     UnknownDatasetError, ValueError, ChecksumError, DatasetNotFoundError
+    DataLoadError
+        A file cannot be parsed; it is copied to ``MLPATH_HOME/quarantine/`` first.
     """
     spec = dataset_spec(name)
     if profile not in PROFILES:
@@ -259,7 +294,7 @@ def load_dataset(
 
     resolved = {file.name: resolve_file(name, file, overrides.get(file.name)) for file in spec.files}
     paths = {file_name: found.path for file_name, found in resolved.items()}
-    splits = spec.loader(paths)
+    splits = _load(spec, paths)
     if resolved:
         digests = {file_name: found.sha256 for file_name, found in resolved.items()}
         source = _describe_origins(list(resolved.values()))
@@ -271,16 +306,34 @@ def load_dataset(
     splits, appended = _append_rows(spec, splits, paths, extra)
     if appended:
         lineage["appended"] = [[item.file, item.sha256] for item in appended]
+    pending: dict[str, int] = {}
     if profile == "quick":
-        splits = _subsample(splits, spec.quick_sizes, seed)
+        pending = dict(spec.quick_sizes)
         lineage |= {"seed": seed, "quick_sizes": dict(spec.quick_sizes)}
     version = hashlib.sha256(json.dumps(lineage, sort_keys=True).encode()).hexdigest()
-    rows = sum(_count_rows(data) for data in splits.values())
+    rows = sum(min(_count_rows(data), pending.get(split, _count_rows(data))) for split, data in splits.items())
     described = "; ".join(item.describe() for item in appended)
     if appended:
         source = ";".join([source, *dict.fromkeys(f"append:{item.path}" for item in appended)])
     ref = DataRef(name, version, rows, source, profile, described)
-    return Dataset(name, splits, ref, sum(item.rows for item in appended))
+    dataset = Dataset(name, splits, ref, sum(item.rows for item in appended), pending, seed)
+    return dataset.subsampled() if subsample else dataset
+
+
+def _load(spec: DatasetSpec, paths: Mapping[str, Path], extra: tuple[str, Path] | None = None) -> dict[str, Any]:
+    """``spec.loader(paths)``; a file it cannot parse (or an empty one) is quarantined and raised
+    as DataLoadError naming the dataset and catalog file. ``extra``: the appended (file, path)."""
+    try:
+        for path in paths.values():
+            check_not_empty(path)
+        return spec.loader(paths)
+    except DataLoadError as error:
+        names = {path: file_name for file_name, path in paths.items()}
+        if extra is not None:
+            names[extra[1]] = extra[0]
+        file = names.get(error.path, error.path.name)
+        kept = quarantine_file(error, mlpath_home() / "quarantine", spec.name, file)
+        raise error.within(spec.name, file, kept) from error.__cause__
 
 
 @dataclass(frozen=True)
@@ -307,7 +360,7 @@ def _append_rows(spec: DatasetSpec, splits: dict[str, Any], paths: Mapping[str, 
         for path in extra_paths:
             if not path.is_file():
                 raise FileNotFoundError(f"{spec.name}: no file {path} to append to {file_name}")
-            frame = spec.loader({**paths, file_name: path})[split]
+            frame = _load(spec, {**paths, file_name: path}, (file_name, path))[split]
             parts.append(frame)
             appended.append(_Appended(file_name, path, len(frame), file_digest(path)))
         splits[split] = pd.concat(parts, ignore_index=True)

@@ -11,7 +11,13 @@ Resolution order for one file of one dataset (first hit wins):
    A zip answer (GLUE's SST-2.zip, Kaggle's wrapped files) is unpacked to the catalog file first.
 
 A checksum mismatch raises :class:`ChecksumError`; when nothing works,
-:class:`DatasetNotFoundError` lists every place tried.
+:class:`DatasetNotFoundError` lists every place tried. A ``manifest.json`` that is not valid JSON
+of that shape raises :class:`~pipeline.data.errors.DataLoadError` (and is quarantined).
+
+Credentials (Kaggle's, from ``KAGGLE_USERNAME``/``KAGGLE_KEY``) go only to the origins in
+``CREDENTIAL_ORIGINS`` (scheme, host and port must all match), and never across a redirect that
+changes any of them: requests drops the Authorization header then, and the auth object itself
+refuses any other origin.
 """
 
 from __future__ import annotations
@@ -20,18 +26,24 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pooch
 
+from pipeline.data.errors import DataLoadError, describe, quarantine_file
 from pipeline.settings import data_mirror, mlpath_home
 
 DOWNLOAD_TRIES = 3  # pooch waits 1 s, then 2 s, between the tries of one URL
 _CHUNK = 1 << 20
 _ZIP_MAGIC = b"PK\x03\x04"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# The only origins that ever see credentials: "scheme://host[:port]" exactly (tests add loopback).
+CREDENTIAL_ORIGINS: tuple[str, ...] = ("https://www.kaggle.com",)
 
 
 class ChecksumError(ValueError):
@@ -129,8 +141,37 @@ def _from_mirror(dataset: str, spec: FileSpec, tried: list[str]) -> ResolvedFile
 
 
 def _mirror_manifest(mirror: Path) -> dict[str, dict[str, dict[str, str | int]]]:
+    """The mirror's ``{dataset: {file: {"sha256": hex, ...}}}``; {} when it has none.
+
+    Raises DataLoadError (the manifest quarantined) when it is not JSON of that shape.
+    """
     manifest = mirror / "manifest.json"
-    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+    if not manifest.is_file():
+        return {}
+    try:
+        data = json.loads(manifest.read_bytes().decode("utf-8"))
+        problem = _manifest_problem(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = describe(exc, manifest)
+    if problem is None:
+        return data
+    error = DataLoadError(manifest, problem)
+    kept = quarantine_file(error, mlpath_home() / "quarantine", "mirror", "manifest.json")
+    raise error.within("mirror", "manifest.json", kept)
+
+
+def _manifest_problem(data: object) -> str | None:
+    """What is wrong with a parsed manifest's shape, or None."""
+    if not isinstance(data, dict):
+        return f"invalid manifest: expected a JSON object, got {type(data).__name__}"
+    for dataset, files in data.items():
+        if not isinstance(files, dict):
+            return f"invalid manifest: {dataset!r} is not an object of files"
+        for name, entry in files.items():
+            digest = entry.get("sha256") if isinstance(entry, dict) else None
+            if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+                return f"invalid manifest: {dataset}/{name} has no sha256 of 64 lowercase hex digits"
+    return None
 
 
 def _cache_folder(dataset: str) -> Path:
@@ -204,14 +245,13 @@ class _CatalogDownloader:
         import requests  # lazily, as pooch does: it is slow to import
 
         self.digest = None
-        user, key = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
         http = pooch.HTTPDownloader(
             # tqdm draws pooch's bar; only for a person watching, and only if tqdm is installed.
             progressbar=sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None,
             chunk_size=_CHUNK,
             timeout=60,
             headers={"User-Agent": "mlpath"},
-            auth=(user, key) if "kaggle.com" in url and user and key else None,
+            auth=_credentials_for(url),
         )
         try:
             http(url, output_file, store)
@@ -237,3 +277,50 @@ class _CatalogDownloader:
         if wanted not in members:
             raise DatasetNotFoundError(f"the zip it returned holds no {self.spec.member or self.spec.name}")
         return members[wanted]
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]``, lower-cased, with the scheme's default port left out."""
+    parts = urlsplit(url)
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    netloc = (parts.hostname or "").lower() + (f":{port}" if port and port != default else "")
+    return f"{parts.scheme.lower()}://{netloc}"
+
+
+def _credentials_for(url: str):
+    """Kaggle's basic auth, bound to ``url``'s origin, when that origin is a credential origin."""
+    user, key = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
+    origin = _origin(url)
+    if not (user and key) or origin not in {_origin(allowed) for allowed in CREDENTIAL_ORIGINS}:
+        return None
+    return _OriginBoundAuth(user, key, origin)
+
+
+@functools.cache
+def _origin_bound_auth_base():
+    import requests.auth  # lazily: requests is slow to import
+
+    class OriginBoundAuth(requests.auth.HTTPBasicAuth):
+        """Basic auth that signs only requests to one origin.
+
+        requests applies ``auth`` to the first request only; on a redirect it keeps the header
+        just when scheme, host and port stay the same (or http -> https on default ports), so the
+        credentials never reach another host.
+        """
+
+        def __init__(self, username: str, password: str, origin: str):
+            super().__init__(username, password)
+            self.origin = origin
+
+        def __call__(self, request):
+            if _origin(request.url) != self.origin:
+                request.headers.pop("Authorization", None)
+                return request
+            return super().__call__(request)
+
+    return OriginBoundAuth
+
+
+def _OriginBoundAuth(user: str, key: str, origin: str):  # noqa: N802 - a class, built lazily
+    return _origin_bound_auth_base()(user, key, origin)

@@ -2,7 +2,9 @@
 
 Every reader takes ``paths`` (file name -> local path) and returns ``{split: data}``; the
 formats are listed in :mod:`pipeline.data`. Readers only parse: finding and checking the files is
-:mod:`pipeline.data.fetch`'s job, subsampling is the catalog's.
+:mod:`pipeline.data.fetch`'s job, subsampling is the catalog's. Every file is read inside
+``errors.reading(path)``, so a parse, encoding or decompression failure is a ``DataLoadError``
+naming that file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from pipeline.data.errors import reading
 
 Paths = Mapping[str, Path]
 Splits = dict[str, Any]
@@ -49,24 +53,30 @@ def load_iris(paths: Paths) -> Splits:
 
 def read_titanic(paths: Paths) -> Splits:
     """Kaggle Titanic train (12 columns) and test (11 columns, no ``Survived``)."""
-    return {"train": pd.read_csv(paths["train.csv"]), "test": pd.read_csv(paths["test.csv"])}
+    return {"train": _read_csv(paths["train.csv"]), "test": _read_csv(paths["test.csv"])}
 
 
 def read_mall_customers(paths: Paths) -> Splits:
     """Mall customers: the five original columns under their original names."""
-    return {"data": pd.read_csv(paths["Mall_Customers.csv"])}
+    return {"data": _read_csv(paths["Mall_Customers.csv"])}
 
 
 def read_stocks(paths: Paths) -> Splits:
     """MSFT daily prices with ``Date`` parsed as datetime64."""
     dtypes = {"Open": "float64", "High": "float64", "Low": "float64", "Close": "float64"}
     dtypes |= {"Volume": "int64", "OpenInt": "int64"}
-    return {"prices": pd.read_csv(paths["msft.us.txt"], parse_dates=["Date"], dtype=dtypes)}
+    return {"prices": _read_csv(paths["msft.us.txt"], parse_dates=["Date"], dtype=dtypes)}
+
+
+def _read_csv(path: Path, **options: Any) -> pd.DataFrame:
+    with reading(path):
+        return pd.read_csv(path, **options)
 
 
 def read_tinyshakespeare(paths: Paths) -> Splits:
     """The whole corpus as one string, byte for byte (no newline translation)."""
-    return {"text": paths["input.txt"].read_bytes().decode("utf-8")}
+    with reading(paths["input.txt"]):
+        return {"text": paths["input.txt"].read_bytes().decode("utf-8")}
 
 
 def read_adult(paths: Paths) -> Splits:
@@ -75,6 +85,11 @@ def read_adult(paths: Paths) -> Splits:
 
 
 def _read_adult_file(path: Path) -> pd.DataFrame:
+    with reading(path):
+        return _parse_adult_file(path)
+
+
+def _parse_adult_file(path: Path) -> pd.DataFrame:
     with open(path, encoding="utf-8") as stream:
         # adult.test opens with the line "|1x3 Cross validator"; adult.data has no such line.
         skip = 1 if stream.readline().startswith("|") else 0
@@ -105,13 +120,14 @@ def read_sst2(paths: Paths) -> Splits:
 
 
 def _read_sst2_file(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(
-        path,
-        sep="\t",
-        quoting=csv.QUOTE_NONE,
-        keep_default_na=False,  # "null" and "nan" are words here, not missing values
-        dtype={"sentence": str, "label": np.int64},
-    )
+    with reading(path):
+        frame = pd.read_csv(
+            path,
+            sep="\t",
+            quoting=csv.QUOTE_NONE,
+            keep_default_na=False,  # "null" and "nan" are words here, not missing values
+            dtype={"sentence": str, "label": np.int64},
+        )
     frame["sentence"] = frame["sentence"].str.rstrip()
     return frame
 
@@ -129,6 +145,11 @@ def read_mnist(paths: Paths) -> Splits:
 
 def read_idx_images(path: Path) -> np.ndarray:
     """A gzipped IDX3 image file as a uint8 array ``(N, rows, cols)``."""
+    with reading(path):
+        return _parse_idx_images(path)
+
+
+def _parse_idx_images(path: Path) -> np.ndarray:
     raw = _read_idx(path, _IDX_IMAGES_MAGIC, header_ints=4)
     n, rows, cols = struct.unpack(">III", raw[4:16])
     return _idx_payload(path, raw, 16, (n, rows, cols))
@@ -136,6 +157,11 @@ def read_idx_images(path: Path) -> np.ndarray:
 
 def read_idx_labels(path: Path) -> np.ndarray:
     """A gzipped IDX1 label file as a uint8 array ``(N,)``."""
+    with reading(path):
+        return _parse_idx_labels(path)
+
+
+def _parse_idx_labels(path: Path) -> np.ndarray:
     raw = _read_idx(path, _IDX_LABELS_MAGIC, header_ints=2)
     (n,) = struct.unpack(">I", raw[4:8])
     return _idx_payload(path, raw, 8, (n,))
@@ -146,22 +172,27 @@ def _read_idx(path: Path, magic: int, header_ints: int) -> bytes:
         raw = stream.read()
     found = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 * header_ints else None
     if found != magic:
-        raise ValueError(f"{path} is not an IDX file of this kind: magic number {found}, expected {magic}")
+        raise ValueError(f"not an IDX file of this kind: magic number {found}, expected {magic}")
     return raw
 
 
 def _idx_payload(path: Path, raw: bytes, offset: int, shape: tuple[int, ...]) -> np.ndarray:
     expected = offset + int(np.prod(shape))
     if len(raw) != expected:
-        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes), file has {len(raw)} bytes")
+        raise ValueError(f"header says shape {shape} ({expected} bytes), file has {len(raw)} bytes")
     return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
 def read_cifar10(paths: Paths) -> Splits:
     """CIFAR-10 python batches, read straight from the tarball: images ``(N, 32, 32, 3)`` HWC uint8."""
+    with reading(paths["cifar-10-python.tar.gz"]):
+        return _parse_cifar10(paths["cifar-10-python.tar.gz"])
+
+
+def _parse_cifar10(tarball: Path) -> Splits:
     batches: dict[str, dict[bytes, Any]] = {}
     # Stream mode reads the 170 MB archive once, front to back; random access would re-decompress.
-    with tarfile.open(paths["cifar-10-python.tar.gz"], "r|gz") as archive:
+    with tarfile.open(tarball, "r|gz") as archive:
         for member in archive:
             name = Path(member.name).name
             if member.isfile() and (name.startswith("data_batch_") or name in ("test_batch", "batches.meta")):
