@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from pipeline.audit.reload import audit_torch_reload
 from pipeline.audit.shapes import audit_simple_cnn_shapes
 from pipeline.data import CIFAR10_CLASSES
 from pipeline.features import image_split
@@ -18,6 +19,8 @@ from tasks.register import register
 from tasks.train import train_models
 from tasks.validate import ingest_validated
 
+AUDIT_ROWS = 32  # test images for the trained-model audit: about 1.5 s on 2 CPU cores (quick profile)
+
 
 @flow(name="unit08-cnn", log_prints=True)
 def unit08_cnn(params: Unit08Params = Unit08Params()) -> dict:
@@ -28,11 +31,13 @@ def unit08_cnn(params: Unit08Params = Unit08Params()) -> dict:
         {cifar_cnn.SIMPLE: params.epochs_simple, cifar_cnn.RESNET: params.epochs_resnet}), split)
     table, results = evaluate("cifar-cnns", models, split, cv=params.cv_folds, seed=params.seed)
     checks = audit(audit_simple_cnn_shapes)
+    # The trained Model B on a few test images: a save/reload round trip and both memory layouts.
+    reloaded = audit(audit_torch_reload, models[cifar_cnn.RESNET], split.X_test[:AUDIT_ROWS])
 
     main = results[cifar_cnn.RESNET]
     per_class = cifar_cnn.per_class_accuracy(main.confusion_matrix)
     report = UnitReport.for_unit(
-        UNIT, params, main, {"model A": checks}, class_names=CIFAR10_CLASSES,
+        UNIT, params, main, {"model A": checks, "model B": reloaded}, class_names=CIFAR10_CLASSES,
         metrics={f"test_accuracy_{name}": float(v) for name, v in per_class.items()}
         | {"model_a_test_accuracy": results[cifar_cnn.SIMPLE].metrics["test_accuracy"]},
         data_refs=[cifar.ref], model=models[cifar_cnn.RESNET], model_example=split.X_test[:2],

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from pipeline.audit import AuditReport
-from pipeline.scratch.tree import information_gain, preorder_splits
+from pipeline.scratch.tree import Node, information_gain
 
 PCA_TOL = 1e-8
-# scikit-learn's trees cast X to float32, so its thresholds carry float32 rounding.
+# scikit-learn's trees cast X to float32, so its thresholds carry float32 rounding (relative).
 THRESHOLD_TOL = 1e-5
+GAIN_TIE_TOL = 1e-12  # two splits whose information gains differ by less are a tie
 PROBA_TOL = 1e-5
 COEF_TOL = 1e-5
 
@@ -34,60 +37,168 @@ def audit_pca(ours, theirs, X, tol: float = PCA_TOL) -> AuditReport:
     return report
 
 
-def _internal_node_rows(node, X, idx=None) -> list[np.ndarray]:
-    """The training rows reaching each internal node of our tree, in preorder."""
-    idx = np.arange(len(X)) if idx is None else idx
-    if node.is_leaf:
-        return []
-    go_left = X[idx, node.feature] <= node.threshold
-    return [idx] + _internal_node_rows(node.left, X, idx[go_left]) + _internal_node_rows(
-        node.right, X, idx[~go_left])
+class _TreeView:
+    """One fitted tree, ours (``Node`` objects) or scikit-learn's (node ids), seen the same way.
+
+    ``data(X)`` is X as the tree compares it: scikit-learn's trees cast X to float32 first.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.ours = isinstance(model.tree_, Node)
+        self.root = model.tree_ if self.ours else 0
+
+    def data(self, X) -> np.ndarray:
+        X = np.asarray(X, float)
+        return X if self.ours else X.astype(np.float32).astype(float)
+
+    def is_leaf(self, node) -> bool:
+        return node.is_leaf if self.ours else self.model.tree_.children_left[node] == -1
+
+    def split(self, node) -> tuple[int, float]:
+        if self.ours:
+            return int(node.feature), float(node.threshold)
+        return int(self.model.tree_.feature[node]), float(self.model.tree_.threshold[node])
+
+    def children(self, node):
+        if self.ours:
+            return node.left, node.right
+        sk = self.model.tree_
+        return sk.children_left[node], sk.children_right[node]
+
+    def leaf_frequencies(self, node) -> np.ndarray:
+        if self.ours:
+            return np.asarray(node.value, float)
+        value = np.asarray(self.model.tree_.value[node][0], float)  # counts or fractions by version
+        return value / value.sum()
+
+    def n_splits(self, node) -> int:
+        if self.is_leaf(node):
+            return 0
+        left, right = self.children(node)
+        return 1 + self.n_splits(left) + self.n_splits(right)
+
+
+@dataclass
+class _TreeWalk:
+    """What walking two trees side by side found."""
+
+    same_split: int = 0  # same feature, same threshold (to float32 rounding)
+    same_partition: int = 0  # another feature (or threshold) cutting the node's training rows alike
+    ties: list[str] = field(default_factory=list)  # equal gain, different partitions: not compared below
+    mismatches: list[str] = field(default_factory=list)
+    skipped: tuple[int, int] = (0, 0)  # splits (ours, theirs) below ties and mismatches, not compared
+    leaves: int = 0
+    compared_rows: list[np.ndarray] = field(default_factory=list)  # test rows whose paths agree
+
+    def skip(self, a: _TreeView, b: _TreeView, node_a, node_b) -> None:
+        """Count the splits below two compared nodes (or of an uncompared node) as not compared."""
+        def below(view, node):
+            return sum(map(view.n_splits, view.children(node))) if not view.is_leaf(node) else 0
+
+        compared = not (a.is_leaf(node_a) or b.is_leaf(node_b))
+        self.skipped = tuple(n + (below(view, node) if compared else view.n_splits(node))
+                             for n, view, node in zip(self.skipped, (a, b), (node_a, node_b)))
+
+
+def _walk_trees(a: _TreeView, b: _TreeView, X_train, y_train, X_test) -> _TreeWalk:
+    """Walk both trees in step, from the roots, through every pair of nodes that correspond.
+
+    Two nodes correspond when their ancestors' splits cut the training rows alike; their splits
+    then agree when they are the same (feature, threshold), or when another feature cuts the
+    node's training rows the same way (a tie whose subtrees still correspond). Where the splits
+    cut the rows differently, they must have equal information gain (a tie, below which the trees
+    legitimately part and are not compared), or it is a mismatch. A leaf facing a split, or two
+    leaves with different class frequencies, is a mismatch. Test rows follow both trees and are
+    kept (``compared_rows``) only while both send them the same way, down to a pair of leaves.
+    """
+    walk = _TreeWalk()
+    train = a.data(X_train), b.data(X_train)
+    test = a.data(X_test), b.data(X_test)
+
+    def visit(node_a, node_b, rows, test_rows, path):
+        leaf_a, leaf_b = a.is_leaf(node_a), b.is_leaf(node_b)
+        if leaf_a and leaf_b:
+            diff = _max_abs_diff(a.leaf_frequencies(node_a), b.leaf_frequencies(node_b))
+            if diff > PROBA_TOL:
+                walk.mismatches.append(f"at {path} the leaves' class frequencies differ by {diff:.2e}")
+            else:
+                walk.leaves += 1
+            walk.compared_rows.append(test_rows)
+            return
+        if leaf_a or leaf_b:
+            walk.mismatches.append(f"at {path} {'ours' if leaf_a else 'sklearn'} has a leaf, the other "
+                                   f"a split ({len(rows)} training rows)")
+            walk.skip(a, b, node_a, node_b)
+            return
+        (fa, ta), (fb, tb) = a.split(node_a), b.split(node_b)
+        cut_a, cut_b = train[0][rows, fa] <= ta, train[1][rows, fb] <= tb
+        same_threshold = abs(ta - tb) <= THRESHOLD_TOL * max(1.0, abs(tb))
+        described = f"at {path} ours x[{fa}] <= {ta:.6g}, sklearn x[{fb}] <= {tb:.6g}"
+        if fa == fb and same_threshold:
+            walk.same_split += 1
+        elif np.array_equal(cut_a, cut_b) and fa != fb:
+            walk.same_partition += 1
+        else:
+            gains = information_gain(y_train[rows], cut_a), information_gain(y_train[rows], cut_b)
+            tie = abs(gains[0] - gains[1]) <= GAIN_TIE_TOL and not np.array_equal(cut_a, cut_b)
+            detail = f"{described}, gains {gains[0]:.6f} vs {gains[1]:.6f} ({len(rows)} training rows)"
+            if np.array_equal(cut_a, cut_b):  # same feature, same rows, another threshold
+                detail += ": same partition, but the threshold is not where the twin puts it"
+            (walk.ties if tie else walk.mismatches).append(detail)
+            walk.skip(a, b, node_a, node_b)
+            return
+        go_a, go_b = test[0][test_rows, fa] <= ta, test[1][test_rows, fb] <= tb
+        (left_a, right_a), (left_b, right_b) = a.children(node_a), b.children(node_b)
+        visit(left_a, left_b, rows[cut_a], test_rows[go_a & go_b], path + ".L")
+        visit(right_a, right_b, rows[~cut_a], test_rows[~go_a & ~go_b], path + ".R")
+
+    visit(a.root, b.root, np.arange(len(train[0])), np.arange(len(test[0])), "root")
+    return walk
+
+
+def _first(items: list[str], n: int = 3) -> str:
+    return "; ".join(items[:n]) + (f"; and {len(items) - n} more" if len(items) > n else "")
 
 
 def audit_tree(ours, theirs, X_train, y_train, X_test) -> AuditReport:
-    """Our entropy tree against ``DecisionTreeClassifier(criterion="entropy")``.
+    """Our entropy tree against ``DecisionTreeClassifier(criterion="entropy")``, the whole tree.
 
-    Splits are compared in preorder. Two splits agree when they are the same (feature,
-    threshold), or when they cut the node's training rows the same way (on Iris, petal length
-    <= 2.45 and petal width <= 0.8 both isolate setosa). scikit-learn breaks ties between equally
-    good splits by a random feature order, ours by the lowest feature index; where the trees
-    part, the audit passes only if the two splits have equal information gain on that node's
-    rows. Identical trees must predict identically.
+    Both trees are walked in step (see ``_walk_trees``). scikit-learn breaks ties between equally
+    good splits by a random feature order, ours by the lowest feature index, so at a tie the two
+    may pick different splits: where those cut the node's training rows alike (on Iris, petal
+    length <= 2.45 and petal width <= 0.8 both isolate setosa) the walk goes on below them; where
+    they cut differently but with equal information gain (to 1e-12) the trees part there and
+    their subtrees are not compared; a split that differs without a tie fails the audit, as
+    does a leaf facing a split or leaves with other class frequencies. The test rows whose paths
+    agree in both trees must get the same probabilities (1e-5) and so the same predictions.
     """
     report = AuditReport("decision tree vs sklearn DecisionTreeClassifier(entropy)")
-    X_train = np.asarray(X_train, float)
-    y_train = np.asarray(y_train)
-    ours_splits, their_splits = preorder_splits(ours), preorder_splits(theirs)
-    node_rows = _internal_node_rows(ours.tree_, X_train)
+    X_train, X_test, y_train = np.asarray(X_train, float), np.asarray(X_test, float), np.asarray(y_train)
+    a, b = _TreeView(ours), _TreeView(theirs)
+    walk = _walk_trees(a, b, X_train, y_train, X_test)
 
-    def cut(split, rows):
-        return X_train[rows, split[0]] <= split[1]
+    matched = walk.same_split + walk.same_partition
+    detail = (f"{matched} of {a.n_splits(a.root)} splits (sklearn {b.n_splits(b.root)}) match: "
+              f"{walk.same_split} same, {walk.same_partition} another feature cutting the rows alike; "
+              f"{walk.leaves} leaves match")
+    if walk.ties:
+        detail += (f"; {len(walk.ties)} tied split(s) with equal gain part the trees, "
+                   f"{walk.skipped[0]} of our and {walk.skipped[1]} of sklearn's splits below them "
+                   f"not compared: " + _first(walk.ties))
+    if walk.mismatches:
+        detail += f"; {len(walk.mismatches)} MISMATCH(ES): " + _first(walk.mismatches)
+    report.add("splits, whole tree (ties by equal gain)", not walk.mismatches, detail)
 
-    def identical(a, b):
-        return a[0] == b[0] and abs(a[1] - b[1]) <= THRESHOLD_TOL
-
-    agreeing = 0
-    for a, b, rows in zip(ours_splits, their_splits, node_rows):
-        if not (identical(a, b) or np.array_equal(cut(a, rows), cut(b, rows))):
-            break
-        agreeing += 1
-    all_agree = agreeing == len(ours_splits) == len(their_splits)
-    detail = f"{agreeing} of {len(their_splits)} splits agree in preorder (ours has {len(ours_splits)})"
-    passed = all_agree
-    if not all_agree and agreeing < min(len(ours_splits), len(their_splits)):
-        a, b, rows = ours_splits[agreeing], their_splits[agreeing], node_rows[agreeing]
-        gains = information_gain(y_train[rows], cut(a, rows)), information_gain(y_train[rows], cut(b, rows))
-        passed = abs(gains[0] - gains[1]) <= 1e-12
-        detail += (f"; at split {agreeing} ours x[{a[0]}] <= {a[1]:.4f}, sklearn x[{b[0]}] <= {b[1]:.4f}, "
-                   f"gains {gains[0]:.6f} vs {gains[1]:.6f} ({'a tie' if passed else 'NOT a tie'})")
-    report.add("splits (same, or same partition, where ties allow)", passed, detail)
-
-    strictly_identical = len(ours_splits) == len(their_splits) and all(
-        identical(a, b) for a, b in zip(ours_splits, their_splits))
-    agreement = float(np.mean(ours.predict(X_test) == theirs.predict(X_test)))
-    report.add("test predictions", agreement == 1.0 or not strictly_identical,
-               f"{agreement:.1%} agree" + ("" if strictly_identical
-                                           else " (trees differ only by tied splits; not required)"))
+    rows = np.concatenate(walk.compared_rows) if walk.compared_rows else np.array([], int)
+    if len(rows):
+        agreement = float(np.mean(ours.predict(X_test[rows]) == theirs.predict(X_test[rows])))
+        diff = _max_abs_diff(ours.predict_proba(X_test[rows]), theirs.predict_proba(X_test[rows]))
+    else:
+        agreement, diff = 1.0, 0.0
+    report.add("test predictions where both trees' paths agree", agreement == 1.0 and diff <= PROBA_TOL,
+               f"{len(rows)} of {len(X_test)} test rows take agreeing paths: {agreement:.1%} same "
+               f"prediction, probabilities max |diff| = {diff:.2e} (tol {PROBA_TOL:.0e})")
     return report
 
 
@@ -115,13 +226,25 @@ def audit_linear(ours, closed_form: tuple[np.ndarray, float], theirs) -> AuditRe
 
 
 def audit_cross_validation(model, X, y, result, cv: int, seed: int) -> AuditReport:
-    """Our CV loop against ``sklearn.model_selection.cross_validate`` on the same folds (1e-12)."""
+    """Our CV loop against ``sklearn.model_selection.cross_validate`` on the same folds (1e-12).
+
+    Fold by fold where ``result.fold_metrics`` holds the folds (a loop that scored other folds
+    fails even when its mean happens to agree), and the means.
+    """
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     report = AuditReport("evaluation CV vs sklearn cross_validate")
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     theirs = cross_validate(model, X, y, cv=folds, scoring=["accuracy", "f1"])
+    fold_metrics = getattr(result, "fold_metrics", None)
     for metric in ("accuracy", "f1"):
+        if fold_metrics:
+            ours = np.array([fold[metric] for fold in fold_metrics])
+            same_count = len(ours) == len(theirs[f"test_{metric}"])
+            diff = _max_abs_diff(ours, theirs[f"test_{metric}"]) if same_count else np.inf
+            report.add(f"cv {metric} per fold", diff <= 1e-12,
+                       f"{len(ours)} folds (sklearn {len(theirs[f'test_{metric}'])}), "
+                       f"max |diff| = {diff:.1e} (tol 1e-12)")
         diff = abs(result.metrics[f"cv_{metric}_mean"] - float(theirs[f"test_{metric}"].mean()))
         report.add(f"cv {metric} mean", diff <= 1e-12, f"|diff| = {diff:.1e} (tol 1e-12)")
     return report
