@@ -44,6 +44,10 @@ def test_list_shows_every_unit(capsys):
     (["run", "unit01", "--set", "novalue"], "--set expects key=value"),
     (["run", "unit06", "--set", "max_depth_range=[]"], "unit06: max_depth_range: List should have at least 2"),
     (["run", "unit04", "--set", "max_depth=3", "--set", "max_depth.x=1"], "max_depth was already set to 3"),
+    (["run", "unit04", "--set", "max_depth=true"], "max_depth: Input should be a valid integer, got true (bool)"),
+    (["run", "unit04", "--set", "max_depth=2.0"], "max_depth: Input should be a valid integer, got 2.0 (float)"),
+    (["run", "unit04", "--set", "cv_folds=1"], "unit04: cv_folds: Value error, cv_folds=1 is no cross-validation"),
+    (["run", "unit06", "--set", "cv_folds=1"], "unit06: cv_folds: Value error, cv_folds=1 is no cross-validation"),
     (["run", "unit04", "--set", "data_files.titanc/train.csv=/tmp/x.csv"],
      "unknown catalog file(s) titanc/train.csv; valid: titanic/train.csv"),
 ])

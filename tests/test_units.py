@@ -166,3 +166,34 @@ def test_importing_the_specs_is_cheap():
             "print(sorted(m for m in ('torch', 'prefect', 'mlflow', 'pandas', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("unit_id, overrides, message", [
+    ("unit04", {"max_depth": True}, "unit04: max_depth: Input should be a valid integer, got true (bool)"),
+    ("unit04", {"max_depth": 2.0}, "unit04: max_depth: Input should be a valid integer, got 2.0 (float)"),
+    ("unit04", {"max_depth": "3"}, 'unit04: max_depth: Input should be a valid integer, got "3" (str)'),
+    ("unit04", {"seed": False}, "unit04: seed: Input should be a valid integer, got false (bool)"),
+    ("unit04", {"test_size": True}, "unit04: test_size: Input should be a valid number, got true (bool)"),
+    ("unit06", {"max_depth_range": [1, True]}, "unit06: max_depth_range.1: Input should be a valid integer"),
+])
+def test_parameters_are_strict_no_bool_or_float_becomes_an_int(unit_id, overrides, message):
+    with pytest.raises(ParameterError) as exc:
+        build_params([unit_id], "quick", overrides)
+    assert message in str(exc.value)
+
+
+def test_parameters_from_json_still_pass():
+    built = build_params(["unit04"], "quick", parse_assignments(["cv_folds=5", "max_depth=3", "test_size=0.3"]))
+    assert (built["unit04"].cv_folds, built["unit04"].max_depth, built["unit04"].test_size) == (5, 3, 0.3)
+    assert build_params(["unit04"], "quick", {"max_depth": None})["unit04"].max_depth is None
+    assert build_params(["unit04"], "quick", {"test_size": 1e-1})["unit04"].test_size == 0.1
+    # a float field takes an int; a Prefect run passes its parameters as a JSON object
+    from pipeline.units.unit04_trees import Unit04Params
+    assert Unit04Params.model_validate_json('{"cv_folds": 3, "test_size": 0.5, "seed": 2}').cv_folds == 3
+    assert Unit04Params.model_validate({"cv_folds": 3, "data_files": {}}).cv_folds == 3
+
+
+@pytest.mark.parametrize("unit_id", ["unit01", "unit04", "unit06", "unit07", "unit08"])
+def test_one_cv_fold_is_refused_alike_by_every_unit(unit_id):
+    with pytest.raises(ParameterError, match=f"{unit_id}: cv_folds: .*cv_folds=1 is no cross-validation"):
+        build_params([unit_id], "quick", {"cv_folds": 1})

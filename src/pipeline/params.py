@@ -3,6 +3,13 @@
 ``UnitParams`` holds what every unit takes; a unit's own model subclasses it in the unit's spec
 module (``pipeline.units.<unit>``). ``build_params`` turns the CLI's ``--set key=value`` pairs into
 validated parameter objects and reports unknown keys with the valid choices.
+
+Parameters are strict (pydantic ``strict=True``, inherited by every unit's model): a number field
+takes a number of its own type only, never ``true`` (a bool is not a depth) nor ``2.0`` for an
+int nor the text ``"5"``; a float field takes an int. ``--set`` values are read as JSON and
+Prefect passes a flow's parameters as JSON, so ``--set cv_folds=5`` and the UI's form give
+numbers and pass. Combinations no unit can run are refused by the base for every unit alike:
+``cv_folds`` is 0 (no cross-validation) or at least 2.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ def _catalog_files() -> list[str]:
 
 
 class UnitParams(BaseModel):
-    """Parameters every unit takes."""
+    """Parameters every unit takes (strict: no bool-to-int, float-to-int or text-to-number)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     profile: Literal["quick", "full"] = Field(
         "full", description="quick: small data for CI and demos; full: the real run")
@@ -38,7 +45,16 @@ class UnitParams(BaseModel):
                     " (a drift monitor adds its new labelled batch here); each file has the catalog"
                     " file's columns, and the data with the rows appended is validated like any batch")
     test_size: float = Field(0.25, gt=0, lt=1, description="held-out fraction for test metrics")
-    cv_folds: int = Field(5, ge=0, le=20, description="cross-validation folds (0 disables CV)")
+    cv_folds: int = Field(5, ge=0, le=20, description="cross-validation folds (0 disables CV, else at least 2)")
+
+    @field_validator("cv_folds", mode="before")
+    @classmethod
+    def _no_single_fold(cls, folds: Any) -> Any:
+        """One fold has nothing to validate on: 0 turns CV off, else 2 or more. Checked before a
+        unit's own bounds, so every unit refuses 1 with this same message."""
+        if type(folds) is int and folds == 1:
+            raise ValueError("cv_folds=1 is no cross-validation: use 0 to turn it off, or 2 or more")
+        return folds
 
     @field_validator("data_files")
     @classmethod
@@ -102,6 +118,14 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     return values
 
 
+def _problem(error: Any) -> str:
+    """``max_depth: Input should be a valid integer, got true (bool)``: a type error names the input."""
+    text = f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+    if error["type"] in {"int_type", "float_type", "string_type", "bool_type"} and "input" in error:
+        text += f", got {json.dumps(error['input'], default=str)} ({type(error['input']).__name__})"
+    return text
+
+
 def build_params(unit_ids: list[str], profile: str, overrides: dict[str, Any]) -> dict[str, UnitParams]:
     """Validated parameters per unit: each override goes to the units whose parameters have it."""
     from pipeline.units import get_unit
@@ -120,6 +144,6 @@ def build_params(unit_ids: list[str], profile: str, overrides: dict[str, Any]) -
         try:
             built[uid] = models[uid](**{**mine, "profile": profile})
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(_problem(e) for e in exc.errors())
             raise ParameterError(f"{uid}: {problems}") from None
     return built
