@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -20,6 +22,7 @@ from pipeline.registry import (
     client,
     ensure_experiment,
     latest_results,
+    load_version,
     log_unit_run,
     promotion_reason,
 )
@@ -137,7 +140,7 @@ def test_model_loads_with_its_code_in_a_fresh_process(fresh_home):
     assert _champion_predicts_in_a_fresh_process(fresh_home, "pyfunc", "[[0.0], [3.0]]", "float64") == "[0, 1]"
 
 
-def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
+def test_torch_model_is_stored_without_pickle_and_loads_in_a_fresh_process(fresh_home):
     from functools import partial
 
     import torch
@@ -150,9 +153,18 @@ def test_torch_model_is_pickled_and_loads_in_a_fresh_process(fresh_home):
         X.astype(np.float32), Y)
     assert holds_torch(model)
     expected = model.predict(X.astype(np.float32)).tolist()
-    log_unit_run(_report(1.0, model=model))
+    registration = log_unit_run(_report(1.0, model=model))
     rows = "[[0.0], [1.0], [2.0], [3.0]]"
-    assert _champion_predicts_in_a_fresh_process(fresh_home, "sklearn", rows, "float32") == str(expected)
+    # pyfunc enforces the logged signature (float64 example rows); the model casts to float32
+    assert _champion_predicts_in_a_fresh_process(fresh_home, "pyfunc", rows, "float64") == str(expected)
+    import mlflow.artifacts
+
+    files = {p.name for p in Path(mlflow.artifacts.download_artifacts(
+        f"models:/{registration.model_name}/{registration.version}")).rglob("*") if p.is_file()}
+    assert {"weights.safetensors", "config.json"} <= files
+    assert not {f for f in files if f.endswith((".pkl", ".pickle", ".skops"))}
+    loaded = load_version(registration.model_name, registration.version)  # what promotion re-scores
+    assert loaded.predict(X.astype(np.float32)).tolist() == expected
 
 
 # --- what a person sees in MLflow: names, links to Prefect, descriptions, datasets ---------------

@@ -177,6 +177,33 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, capsys):
     assert_same_weights(resumed.model, straight.model, atol=1e-6)
 
 
+def test_a_checkpoint_holds_only_tensors_and_plain_values(tmp_path):
+    X, y = blobs(200)
+    fit_mlp(replace(CPU, epochs=1, checkpoint_dir=str(tmp_path), scheduler="onecycle"), X, y, X, y)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)  # the weights-only unpickler reads it all
+    assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+    assert isinstance(state["rng"]["python"]["words"], torch.Tensor)
+
+
+class _Payload:
+    """What a tampered checkpoint smuggles in: unpickling it would run code."""
+
+    def __reduce__(self):
+        return (print, ("tampered checkpoint ran code",))
+
+
+def test_a_tampered_checkpoint_is_refused_not_run(tmp_path, capsys):
+    X, y = blobs(200)
+    config = replace(CPU, epochs=2, checkpoint_dir=str(tmp_path))
+    fit_mlp(replace(config, epochs=1), X, y)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    state["history"].append(_Payload())
+    torch.save(state, tmp_path / "last.pt")  # a full pickle, as an attacker would write it
+    with pytest.raises(pickle.UnpicklingError, match="refused"):
+        fit_mlp(config, X, y)
+    assert "tampered checkpoint ran code" not in capsys.readouterr().out
+
+
 def test_resume_refuses_another_runs_checkpoint(tmp_path):
     X, y = blobs(200)
     config = replace(CPU, epochs=1, checkpoint_dir=str(tmp_path))
@@ -210,7 +237,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
     monkeypatch.setattr(torch, "save", real_save)
 
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
-    assert len(torch.load(tmp_path / "last.pt", weights_only=False)["history"]) == 1
+    assert len(torch.load(tmp_path / "last.pt", weights_only=True)["history"]) == 1
     _, result = fit_mlp(config, X, y)
     assert result.resumed_from == 1 and result.epochs_run == 3
 

@@ -29,6 +29,14 @@ A run is named ``<unit>-<profile>-<Prefect flow run name>`` when the caller pass
 Prefect), else ``<unit>-<profile>-<UTC time>``. Its description (``mlflow.note.content``) is the
 report's summary, its datasets are logged as MLflow dataset inputs (context ``training``), and
 experiments are tagged as model-training experiments so MLflow's UI opens them on that view.
+
+Nothing that could run code is stored or loaded. A scikit-learn-style model is a skops file that
+trusts exactly the model's own types (``trusted_types``), each under ``TRUSTED_TYPE_PREFIXES``,
+else saving fails; ``load_version`` checks the MLmodel's trusted list against the same allowlist
+and refuses pickled models. A table model is registered as a ``pipeline.guard.GuardedModel``
+(``guard_inputs``): it checks each input against its dataset's expectation suite. A torch-backed
+model is safetensors weights plus a JSON reference to the code that builds its module
+(``pipeline.training.export``), a ``python_function`` model with no pickle in it.
 """
 
 from __future__ import annotations
@@ -80,8 +88,14 @@ HOLDOUT_ROWS_TAG, HOLDOUT_DIGEST_TAG = "mlpath.holdout_rows", "mlpath.holdout_di
 RUN_MODEL_TAG = "mlpath.registered_model"
 SAME_HOLDOUT, LOGGED_METRICS = "same holdout", "logged metrics"
 
-# Modules whose types we let skops load back: our own estimators and the scientific stack.
-_TRUSTED_MODULE_PREFIXES = ("pipeline.", "sklearn.", "numpy.", "scipy.", "builtins.")
+# Modules whose types skops may load back: our own estimators and feature code, and the
+# scientific stack. No blanket ``builtins.`` (``builtins.eval`` is a builtin too) and no other
+# ``pipeline.`` module: a model needing anything else fails loudly when it is saved, and a model
+# whose file or MLmodel names anything else is refused when it is loaded.
+TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "pipeline.scratch.", "pipeline.features.",
+                         "pipeline.estimators.", "pipeline.guard.")
+# A torch model is a python_function model whose loader rebuilds it from safetensors and JSON.
+TORCH_LOADER = "pipeline.training.export"
 # Passed explicitly: inferring requirements imports the model's whole environment (~12 s).
 _MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
 _PROFILE_RANK = {"quick": 0, "full": 1}
@@ -164,15 +178,26 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+class UntrustedModelError(TypeError):
+    """A model that holds, or a stored model that names, types outside ``TRUSTED_TYPE_PREFIXES``."""
+
+
+def check_trusted(types: list[str], what: str = "model") -> list[str]:
+    """``types`` when every one is under ``TRUSTED_TYPE_PREFIXES``, else UntrustedModelError."""
+    foreign = sorted(t for t in types if not str(t).startswith(TRUSTED_TYPE_PREFIXES))
+    if foreign:
+        raise UntrustedModelError(
+            f"{what} holds types outside the allowlist ({', '.join(TRUSTED_TYPE_PREFIXES)}): "
+            f"{', '.join(foreign)}")
+    return list(types)
+
+
 def trusted_types(model: Any) -> list[str]:
-    """The types skops must trust to load ``model``; refuses types from outside our stack."""
+    """The types skops must trust to load ``model`` (``skops.io.get_untrusted_types`` of this very
+    model, at save time), each checked against ``TRUSTED_TYPE_PREFIXES``: nothing else is trusted."""
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_MODULE_PREFIXES)]
-    if foreign:
-        raise TypeError(f"model holds types outside pipeline/sklearn/numpy/scipy: {foreign}")
-    return untrusted
+    return check_trusted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
 def holds_torch(model: Any) -> bool:
@@ -320,14 +345,40 @@ def registry_lock(model_name: str) -> Iterator[None]:
 
 
 def load_version(model_name: str, version: str) -> Any:
-    """A registered version's model, as its flavor saved it (sys.path left as it was)."""
-    import mlflow.sklearn
+    """A registered version's model, checked before anything is deserialized (``load_model_dir``)."""
+    import mlflow.artifacts
 
-    path = list(sys.path)
+    client()
+    return load_model_dir(mlflow.artifacts.download_artifacts(f"models:/{model_name}/{version}"))
+
+
+def load_model_dir(path: str | os.PathLike) -> Any:
+    """A logged model's folder, loaded only in a form that cannot run code from the file: skops
+    with the trusted types its MLmodel names, each on ``TRUSTED_TYPE_PREFIXES`` (skops refuses any
+    other type in the file), or our torch pyfunc (safetensors weights, a JSON config naming an
+    allowlisted module class). A pickled model (an older version) is refused with
+    UntrustedModelError. sys.path is left as it was."""
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    flavors = Model.load(Path(path) / "MLmodel").flavors
+    saved = list(sys.path)
     try:
-        return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+        if "sklearn" in flavors:
+            conf = flavors["sklearn"]
+            if conf.get("serialization_format") != "skops":
+                raise UntrustedModelError(f"{path}: a {conf.get('serialization_format')} model is not "
+                                          "loaded (pickles run code); register it again")
+            check_trusted(conf.get("skops_trusted_types") or [], f"{path}: MLmodel")
+            return mlflow.sklearn.load_model(str(path))
+        pyfunc = flavors.get("python_function", {})
+        if pyfunc.get("loader_module") == TORCH_LOADER:
+            from pipeline.training.export import load_torch_classifier
+
+            return load_torch_classifier(Path(path) / pyfunc["data"])
+        raise UntrustedModelError(f"{path}: neither a skops sklearn model nor an mlpath torch model")
     finally:
-        sys.path[:] = path  # loading prepends the model's code folder; ours is already imported
+        sys.path[:] = saved  # loading prepends the model's code folder; ours is already imported
 
 
 def _champion_score(model_name: str, version: str, holdout: tuple[Any, Any], metric: str
@@ -659,19 +710,72 @@ def _log_model(report: UnitReport):
             signature = infer_signature(report.model_example,
                                         report.model.predict(report.model_example))
     with_torch = holds_torch(report.model)
-    # skops loads only the types it is told to trust; torch modules it cannot store at all, so a
-    # torch-backed model is pickled (load those only from a registry you trust).
-    serialization = ({"serialization_format": "cloudpickle"} if with_torch else
-                     {"serialization_format": "skops", "skops_trusted_types": trusted_types(report.model)})
+    code_paths = [str(Path(pipeline.__file__).parent)]
+    if with_torch:
+        return _log_torch_model(report.model, signature, code_paths)
+    model = guard_inputs(report)
+    # skops loads only the types it is told to trust: the model's own, each on the allowlist.
     return mlflow.sklearn.log_model(
-        report.model,
+        model,
         name="model",
-        **serialization,
-        pip_requirements=_model_requirements(with_torch),
+        serialization_format="skops",
+        skops_trusted_types=trusted_types(model),
+        pip_requirements=_model_requirements(False),
         # Our estimators' classes travel with the model, so it loads where mlpath is not installed.
-        code_paths=[str(Path(pipeline.__file__).parent)],
+        code_paths=code_paths,
         signature=signature,
     )
+
+
+def guard_inputs(report: UnitReport) -> Any:
+    """The model to register: for a table model (its example a DataFrame), a ``GuardedModel`` that
+    checks every input against the ranges and allowed values of the suite of the report's dataset
+    whose columns hold the example's (``expectations/<dataset>.json``); else the model itself."""
+    import pandas as pd
+
+    from pipeline.guard import GuardedModel, input_rules
+    from pipeline.validation import suite_path
+
+    example = report.model_example
+    if not isinstance(example, pd.DataFrame) or report.model is None:
+        return report.model
+    columns = [str(c) for c in example.columns]
+    for ref in report.data_refs:
+        path = suite_path(ref.name)
+        if not path.is_file():
+            continue
+        suite = json.loads(path.read_text())
+        table = next((e["kwargs"]["column_set"] for e in suite.get("expectations", [])
+                      if e.get("type") == "expect_table_columns_to_match_set"), None)
+        if table is not None and set(columns) <= set(table):
+            return GuardedModel(report.model, input_rules(path, columns), f"expectations/{ref.name}.json")
+    return report.model
+
+
+def _log_torch_model(model: Any, signature: Any, code_paths: list[str]):
+    """A torch-backed model without pickle: safetensors weights and a JSON config naming the code
+    that builds its module (``pipeline.training.export``), as a ``python_function`` model that
+    ``mlflow.pyfunc.load_model`` and ``load_version`` rebuild from our code."""
+    import mlflow.pyfunc
+
+    from pipeline.training.export import save_torch_classifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_torch_classifier(model, Path(tmp) / "torch_model")
+        return mlflow.pyfunc.log_model(
+            name="model",
+            loader_module=TORCH_LOADER,
+            data_path=str(folder),
+            code_paths=code_paths,
+            pip_requirements=_model_requirements(True) + _safetensors_requirement(),
+            signature=signature,
+        )
+
+
+def _safetensors_requirement() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"safetensors=={version('safetensors')}"]
 
 
 def _param_value(value: Any) -> Any:

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import pickle
 import sys
 import types
 from dataclasses import asdict
@@ -33,6 +34,9 @@ RESUMABLE_CHANGES = ("epochs", "early_stopping_patience", "checkpoint_dir", "dev
 class Checkpoint(Callback):
     """Saves ``folder/last.pt`` after every epoch; ``fit`` resumes from it when it is there.
 
+    The file holds tensors and plain values only and is read with ``torch.load(weights_only=True)``
+    (``load_checkpoint``): a checkpoint holding anything else (a tampered file) is refused.
+
     A checkpoint from other settings (see ``RESUMABLE_CHANGES``) or other training data raises
     ValueError (an iterable of batches cannot be checked: give such a run its own folder). A
     finished run's checkpoint is not reused: training again trains anew and overwrites it. The
@@ -46,9 +50,7 @@ class Checkpoint(Callback):
         self.fingerprint = trainer.train_batches.fingerprint()
         if not self.path.exists():
             return
-        # Our own file, and it holds NumPy/Python RNG states, which the weights-only unpickler refuses.
-        # On the CPU first: RNG states must stay CPU tensors; load_state_dict moves the rest.
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(self.path)
         if len(state["history"]) >= trainer.config.epochs or state["stopped"]:
             return  # a finished run: training again means training anew, not reusing its weights
         _check_resumable(state, trainer.config, self.fingerprint, self.path)
@@ -70,6 +72,19 @@ class Checkpoint(Callback):
             os.replace(tmp, self.path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's content, read by the weights-only unpickler: tensors, plain Python values and
+    containers only, never code (a file with any other object, e.g. a ``__reduce__`` payload, is
+    refused with ``pickle.UnpicklingError``). On the CPU first: RNG states must stay CPU tensors;
+    ``load_state_dict`` moves the rest."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise pickle.UnpicklingError(
+            f"{path} holds objects other than tensors and plain values, refused (a tampered or "
+            f"foreign checkpoint; delete it to train anew): {str(error).splitlines()[0]}") from error
 
 
 def _check_resumable(state: dict, config: TrainConfig, data: str | None, path: Path) -> None:

@@ -33,6 +33,10 @@ class TorchClassifier(ClassifierMixin, ModelAdapter):
     (B, n_classes); with ``size_from_data`` it is called as ``module_factory(n_features, n_classes)``
     instead, for a net sized by the training data (X (n, n_features)). It and the transforms must
     be picklable (module-level functions or classes, not lambdas) for the fitted model to pickle.
+    To be registered (``pipeline.training.export``: safetensors weights, no pickle) the factory is
+    a class or function, or a ``functools.partial`` of one with plain arguments, and the input
+    transform a dataclass with plain fields, from ``pipeline.models``, ``pipeline.augment`` or
+    ``torch.nn``.
     ``input_transform`` (e.g. normalisation) is applied to every input, in fit and predict;
     ``train_transform`` (augmentation) only in training, before it. ``fit`` trains with a copy of
     ``train_transform``, so its random generator is never advanced: every fit and clone augments

@@ -195,9 +195,10 @@ class Trainer:
             "history": self.history,
             "best_epoch": self.best_epoch,
             "stopped": self.should_stop,
+            # plain types and tensors only, so a checkpoint loads with torch.load(weights_only=True)
             "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
+                "python": _python_rng_state(),
+                "numpy": _numpy_rng_state(),
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "batches": self.batch_generator.get_state(),
@@ -219,8 +220,8 @@ class Trainer:
             callback.load_state_dict(state["callbacks"].get(type(callback).__qualname__, {}))
         self.history, self.best_epoch, self.should_stop = state["history"], state["best_epoch"], state["stopped"]
         rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
+        _set_python_rng_state(rng["python"])
+        _set_numpy_rng_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and len(rng["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(rng["cuda"])
@@ -269,3 +270,25 @@ def _accumulate(sums: dict[str, Tensor], metrics: dict[str, Tensor], rows: int) 
 def _means(sums: dict[str, Tensor], n: int, prefix: str) -> dict[str, float]:
     return {prefix + name: float(total) / n for name, total in sums.items()}
 
+
+def _python_rng_state() -> dict[str, Any]:
+    """``random.getstate()`` as plain values: version, the Mersenne Twister words, gauss_next."""
+    version, words, gauss_next = random.getstate()
+    return {"version": version, "words": torch.tensor(words, dtype=torch.int64), "gauss_next": gauss_next}
+
+
+def _set_python_rng_state(state: dict[str, Any]) -> None:
+    random.setstate((state["version"], tuple(int(w) for w in state["words"].tolist()), state["gauss_next"]))
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    """``np.random.get_state()`` as plain values and a tensor (no ndarray: the weights-only
+    unpickler refuses NumPy objects)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_rng_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["kind"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]))
