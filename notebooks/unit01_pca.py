@@ -31,10 +31,8 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
 
-import io
-
 import numpy as np
-from IPython.display import Image, display
+from IPython.display import display
 
 from pipeline import plots
 from pipeline.audit.twins import PCA_TOL, audit_pca
@@ -42,16 +40,9 @@ from pipeline.data import load_dataset
 from pipeline.evaluation import compare_models
 from pipeline.features import IRIS_FEATURES
 from pipeline.lessons import pca as lesson
+from pipeline.plots import show
 from pipeline.scratch import PCA
 from pipeline.units import get_unit
-
-
-def show(fig, dpi=80):
-    """Display a matplotlib Figure (the library builds them off-screen) as a small PNG."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    display(Image(buffer.getvalue()))
-
 
 # %% [markdown]
 # ## The data

@@ -31,10 +31,7 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
 
-import io
-
 import numpy as np
-from IPython.display import Image, display
 
 from pipeline import plots
 from pipeline.audit.twins import (
@@ -50,15 +47,9 @@ from pipeline.estimators import fit_all
 from pipeline.evaluation import compare_models
 from pipeline.features import IRIS_FEATURES, split_iris, split_titanic
 from pipeline.lessons import trees
+from pipeline.plots import show
 from pipeline.scratch import best_split, entropy, information_gain
 from pipeline.units import get_unit
-
-
-def show(fig, dpi=80):
-    """Display a matplotlib Figure (the library builds them off-screen) as a small PNG."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    display(Image(buffer.getvalue()))
 
 
 def print_audit(report):

@@ -31,25 +31,15 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
 
-import io
-
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown, display
 
 from pipeline.audit.twins import audit_cross_validation
 from pipeline.data import load_dataset
 from pipeline.evaluation import compare_models, evaluate, validation_curve_table
 from pipeline.features import split_titanic
 from pipeline.lessons import model_selection
-from pipeline.plots import validation_curve_figure
+from pipeline.plots import show, validation_curve_figure
 from pipeline.units import get_unit
-
-
-def show(fig, dpi=80):
-    """Display a matplotlib Figure (the library builds them off-screen) as a small PNG."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    display(Image(buffer.getvalue()))
-
 
 # %% [markdown]
 # ## Train and test

@@ -30,11 +30,9 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
 
-import io
-
 import numpy as np
 import pandas as pd
-from IPython.display import Image, display
+from IPython.display import display
 
 from pipeline import plots
 from pipeline.audit.twins import audit_mlp_gradients
@@ -42,16 +40,9 @@ from pipeline.data import load_dataset
 from pipeline.evaluation import evaluate
 from pipeline.features import image_split
 from pipeline.lessons import mnist_mlp
+from pipeline.plots import show
 from pipeline.scratch.mlp import NeuralNetwork, cross_entropy
 from pipeline.units import get_unit
-
-
-def show(fig, dpi=80):
-    """Display a matplotlib Figure (the library builds them off-screen) as a small PNG."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    display(Image(buffer.getvalue()))
-
 
 # %% [markdown]
 # ## The data

@@ -30,12 +30,11 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
 
-import io
 from dataclasses import replace
 
 import pandas as pd
 import torch
-from IPython.display import Image, display
+from IPython.display import display
 
 from pipeline import plots
 from pipeline.audit.shapes import audit_simple_cnn_shapes
@@ -44,15 +43,8 @@ from pipeline.evaluation import evaluate
 from pipeline.features import image_split
 from pipeline.lessons import cifar_cnn
 from pipeline.models import ResNetSmall, SimpleCNN, conv_output_size, pool_output_size, trace_shapes
+from pipeline.plots import show
 from pipeline.units import get_unit
-
-
-def show(fig, dpi=80):
-    """Display a matplotlib Figure (the library builds them off-screen) as a small PNG."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    display(Image(buffer.getvalue()))
-
 
 # %% [markdown]
 # ## The data

@@ -314,9 +314,16 @@ def mistakes_figure(images: np.ndarray, y_true, y_pred, class_names: Sequence[st
     return image_grid_figure(np.asarray(images)[shown], captions, ncols=ncols, title=title)
 
 
-def figure_to_png(fig: Figure) -> bytes:
-    """PNG bytes of ``fig`` (tight bounding box, 100 dpi); the figure is closed afterwards."""
+def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of ``fig`` (tight bounding box, ``dpi``); the figure is closed afterwards."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)  # frees a pyplot-made figure; a no-op for the Figure objects built here
     return buffer.getvalue()
+
+
+def show(fig: Figure, dpi: int = 80) -> None:
+    """Display ``fig`` in a notebook as a small PNG (the library builds figures off-screen)."""
+    from IPython.display import Image, display
+
+    display(Image(figure_to_png(fig, dpi=dpi)))
