@@ -88,6 +88,21 @@ def publish_artifacts(report: UnitReport, registration: Registration) -> None:
                   for name, png in report.figures.items()]
         create_markdown_artifact("\n\n".join(images), key=_artifact_key(unit, "plots"),
                                  description=f"{unit} figures")
+    for name in report.documents:
+        create_markdown_artifact(inline_figures(report, name), key=_artifact_key(unit, "report", name),
+                                 description=f"{unit}: {name}")
+
+
+def inline_figures(report: UnitReport, name: str) -> str:
+    """Document ``name`` with its figures inlined as data URIs: a Prefect artifact has no files."""
+    from pipeline.report import FIGURE_LINK
+
+    def inline(match) -> str:
+        png = report.figures[match.group(1)]
+        return match.group(0).replace(f"(figures/{match.group(1)}.png)",
+                                      f"(data:image/png;base64,{base64.b64encode(png).decode()})")
+
+    return FIGURE_LINK.sub(inline, report.documents[name])
 
 
 def shared_store_limit(unit: str):

@@ -120,8 +120,8 @@ def test_ui_links_open_the_runs_deployments_and_mlflow_model_training_view():
 
 def test_retraining_deployment_names_flow_and_deployment():
     assert retraining_deployment("unit06") == "unit06-evaluation/retrain-unit06"
-    with pytest.raises(DeploymentError, match="unit02 has no retraining deployment"):
-        retraining_deployment("unit02")
+    with pytest.raises(DeploymentError, match="unit09 has no retraining deployment"):
+        retraining_deployment("unit09")
 
 
 def test_apply_without_a_server_says_how_to_start_one(monkeypatch):

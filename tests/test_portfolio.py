@@ -40,6 +40,8 @@ Y = np.array([0, 0, 1, 1])
 HOSTILE = '<script>alert("x")</script> & co'
 HOSTILE_PATH = "<script>alert(1)</script>.csv"
 CAPTION = "The corner <b>matters</b> & so does AUC"
+REPORT = ("# The question\n\nDoes it work?\n\n![the matrix](figures/confusion_matrix.png)\n\n"
+          "![a tracker](https://example.com/pixel.png) and <b>raw html</b>\n\n## Conclusion\n\nYes.\n")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -73,6 +75,7 @@ def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -
                 "explained variance": pd.DataFrame({"ratio": [0.9246, 0.0531]},
                                                    index=pd.Index(["PC1", "PC2"], name="component"))},
         texts={"printed tree": HOSTILE},
+        documents={"report": REPORT},
         notes=f"Selected by **test_f1**: `{HOSTILE}`\n\n- first point\n- second point\n\n"
               "| model | f1 |\n|---|---|\n| tree | *0.81* |\n\n## Which metric?\n\nF1 when <b>positives</b> are rare.")
 
@@ -80,7 +83,7 @@ def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """A site built from three logged runs: unit01 twice (quick v1 champion, then a worse challenger)
-    and unit02 with no model. Module-scoped (the ``fresh_home`` set-up, once): logging is slow."""
+    and unit09 (planned) with no model. Module-scoped (the ``fresh_home`` set-up, once): logging is slow."""
     home = tmp_path_factory.mktemp("portfolio") / "home"
     home.mkdir()
     with pytest.MonkeyPatch.context() as env:
@@ -88,7 +91,7 @@ def site(tmp_path_factory) -> Path:
         env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         log_unit_run(_report("unit01", 0.97, "quick"))
         log_unit_run(_report("unit01", 0.95, "quick"))
-        log_unit_run(_report("unit02", 0.5, "full", with_model=False))
+        log_unit_run(_report("unit09", 0.5, "full", with_model=False))
         yield build_site(home / "site")
 
 
@@ -115,18 +118,18 @@ def test_index_lists_every_unit_and_links_pages_with_runs(site):
     for unit in all_units():
         assert f"<td>{unit.id}</td>" in index
     refs = _links(site).refs
-    assert refs == ["units/unit01/index.html", "units/unit02/index.html"]
+    assert refs == ["units/unit01/index.html", "units/unit09/index.html"]
     assert "v1 (newest v2)" in index  # the champion stays v1; the newest is the challenger
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr[^>]*><td>(\w+)</td>.*?</tr>", index)}
     assert "no registered run yet" in rows["unit04"]  # built, never run here
-    assert "not built yet" in rows["unit03"]
+    assert "not built yet" in rows["unit10"]
 
 
 def test_every_link_and_image_resolves_offline_and_no_script(site):
     pages = [site, *sorted(site.parent.glob("units/*/index.html"))]
     assert len(pages) == 3
     sources = sorted(site.parent.glob("units/*/source/*.html"))
-    assert len(sources) == len(get_unit("unit01").sources)  # unit02 is planned: it names none
+    assert len(sources) == len(get_unit("unit01").sources)  # unit09 is planned: it names none
     for page in pages + sources:
         links = _links(page)
         assert "script" not in links.tags
@@ -187,6 +190,38 @@ def test_unit_page_teaches_notes_captions_learned_try_next_and_sources(site):
     assert "&lt;" in (path.parent / "source/src-pipeline-scratch-pca-py.html").read_text(encoding="utf-8")
     # what the quick profile meant: Iris is used whole
     assert "Quick profile, with the data whole (iris, 150 rows)" in text
+
+
+def test_report_document_is_on_the_page_with_the_runs_own_figures_only(site):
+    page = (site.parent / "units/unit01/index.html").read_text(encoding="utf-8")
+    document = page[page.index("<h2>Report</h2>"):page.index("</article>")]
+    assert "<h3>The question</h3>" in document and "<h4>Conclusion</h4>" in document
+    assert '<img src="figures/confusion-matrix.png" alt="the matrix"' in document
+    assert "example.com" not in page and "a tracker" in document  # a foreign image: its alt text only
+    assert "<b>raw html</b>" not in document and "&lt;b&gt;raw html&lt;/b&gt;" in document
+
+
+def test_report_document_is_logged_with_links_to_the_logged_figures(tmp_path):
+    from tasks.register import inline_figures
+
+    report = _report("unit01", 0.9, "quick", with_model=False)
+    _write_run_files(report, tmp_path)
+    logged = (tmp_path / "reports" / "report.md").read_text(encoding="utf-8")
+    assert "![the matrix](../figures/confusion_matrix.png)" in logged
+    assert (tmp_path / "reports" / "../figures/confusion_matrix.png").is_file()
+    inlined = inline_figures(report, "report")  # the Prefect artifact: no files, data URIs
+    assert "![the matrix](data:image/png;base64," in inlined and "figures/" not in inlined
+
+
+def test_a_document_showing_a_missing_figure_fails_before_a_run_is_logged(fresh_home):
+    from pipeline.registry import client
+
+    report = _report("unit01", 0.9, "quick", with_model=False)
+    report.documents = {"report": "![gone](figures/no_such_figure.png)"}
+    with pytest.raises(ValueError, match="no_such_figure"):
+        log_unit_run(report)
+    assert client().search_experiments(filter_string="name = 'mlpath-unit01'") == [] or not client().search_runs(
+        [e.experiment_id for e in client().search_experiments(filter_string="name = 'mlpath-unit01'")])
 
 
 def _source_href(path: str) -> str:
@@ -282,9 +317,9 @@ def test_markdown_notes_render_tables_and_emphasis_but_no_html_or_images():
 
 
 def test_unit_without_model_gets_its_newest_finished_run(site):
-    page = (site.parent / "units/unit02/index.html").read_text(encoding="utf-8")
+    page = (site.parent / "units/unit09/index.html").read_text(encoding="utf-8")
     assert "no model registered" in page and "0.5000" in page
-    assert "mlpath run unit02 --profile full" in page
+    assert "mlpath run unit09 --profile full" in page
 
 
 def test_rebuild_replaces_a_unit_folder(site, monkeypatch):

@@ -49,17 +49,17 @@ def test_boxes_for_a_unit_with_and_without_a_registered_run(fresh_home, tmp_path
     root = _repo(tmp_path / "repo", "docs/unit01_pca.md")
     rows = _rows_by_id(progress(root=root))
 
-    unit01, unit04, unit02 = rows["unit01"], rows["unit04"], rows["unit02"]
+    unit01, unit04, unit09 = rows["unit01"], rows["unit04"], rows["unit09"]
     assert (unit01.code, unit01.notes, unit01.run) == (True, True, True) and unit01.done
     assert unit01.detail == "test_accuracy 0.9000 (quick, v1)"
     assert (unit04.code, unit04.notes, unit04.run) == (True, False, False) and not unit04.done
-    assert (unit02.code, unit02.notes, unit02.run) == (False, False, False)
+    assert (unit09.code, unit09.notes, unit09.run) == (False, False, False)
 
 
 def test_a_unit_without_a_model_counts_its_finished_run(fresh_home, tmp_path):
-    log_unit_run(UnitReport(unit="unit02", primary_metric="coverage", greater_is_better=True,
+    log_unit_run(UnitReport(unit="unit09", primary_metric="coverage", greater_is_better=True,
                             params={"profile": "full"}, metrics={"coverage": 0.95}))
-    row = _rows_by_id(progress(root=tmp_path))["unit02"]
+    row = _rows_by_id(progress(root=tmp_path))["unit09"]
     assert row.run and row.detail == "coverage 0.9500 (full)"
 
 
@@ -99,5 +99,5 @@ def test_compact_is_one_line_per_item_with_boxes_title_and_latest_run(tmp_path):
     assert list(by_id) == [item.id for item in outline()]
     title = _rows_by_id(rows)["unit01"].item.title
     assert by_id["unit01"].endswith(f"[x] [x] [x]  {title} | test_accuracy 1.0000 (full, v3)")
-    assert "[ ] [ ] [ ]" in by_id["unit02"] and "|" not in by_id["unit02"]
+    assert "[ ] [ ] [ ]" in by_id["unit09"] and "|" not in by_id["unit09"]
     assert "[ ] [ ] n/a" in by_id["design-fraud"]

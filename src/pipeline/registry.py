@@ -529,9 +529,28 @@ def _write_run_files(report: UnitReport, folder: Path) -> None:
         table.to_csv(folder / "tables" / f"{_file_name(name)}.csv")
     for name, text in report.texts.items():
         (folder / f"{_file_name(name)}.txt").write_text(text)
+    if report.documents:
+        (folder / "reports").mkdir()
+    for name in report.documents:
+        (folder / "reports" / f"{_file_name(name)}.md").write_text(document_for_folder(report, name, "../figures"),
+                                                                  encoding="utf-8")
     (folder / "summary.md").write_text(report.summary_markdown())
     (folder / "data_refs.json").write_text(
         json.dumps([ref.as_dict() for ref in report.data_refs], indent=2))
+
+
+def document_for_folder(report: UnitReport, name: str, figures: str) -> str:
+    """Document ``name`` with its figure links pointing at ``figures`` (the PNGs' folder, relative
+    to the document's); a link to a figure the report does not have is a ValueError."""
+    from pipeline.report import FIGURE_LINK
+
+    missing = [f for f in report.document_figures(name) if f not in report.figures]
+    if missing:
+        raise ValueError(f"{report.unit}: document {name!r} shows figures the report lacks: {missing}; "
+                         f"figures are {sorted(report.figures)}")
+    return FIGURE_LINK.sub(lambda m: m.group(0).replace(f"(figures/{m.group(1)}.png)",
+                                                        f"({figures}/{_file_name(m.group(1))}.png)"),
+                           report.documents[name])
 
 
 def default_run_name(unit: str, profile: str) -> str:
@@ -570,6 +589,8 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
     experiment = f"mlpath-{report.unit}"
     experiment_id = ensure_experiment(experiment)
     _ = report.primary_value  # fail before logging anything if the primary metric is missing
+    for name in report.documents:  # or a document shows a figure the report lacks
+        document_for_folder(report, name, "figures")
     profile = str(report.params.get("profile", ""))
     model_name = f"mlpath-{report.unit}" if report.model is not None else None
     if model_name is not None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+
+# A document's link to one of the report's figures: ``![alt](figures/<name>.png)``.
+FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(figures/([^)]+)\.png\)")
 
 
 @dataclass
@@ -17,7 +21,11 @@ class UnitReport:
     the results site prints each under its figure; the shared evaluation's figures come with
     theirs); ``tables`` are DataFrames by name; ``histories`` per-epoch training metrics by model
     (a list of dicts or a dict of lists), logged as MLflow metric histories; ``notes`` is markdown
-    for the run summary. ``model`` is the estimator to register (None for units that measure
+    for the run summary. ``documents`` are Markdown reports by name (a unit's deliverable document:
+    question, figures, analysis, conclusion) that show figures as ``![alt](figures/<name>.png)``,
+    ``<name>`` a key of ``figures``; logged as ``reports/<name>.md`` beside the figures, published
+    as a Prefect markdown artifact with the figures inlined, and rendered on the unit's page.
+    ``model`` is the estimator to register (None for units that measure
     rather than fit), ``model_example`` a few input rows for its signature. ``holdout`` is the
     (X_test, y_test) the model's evaluation scored: promotion scores the current champion on it too,
     so the two are compared on the same rows (kept in memory, not logged; only its row count and a
@@ -36,6 +44,7 @@ class UnitReport:
     captions: dict[str, str] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, str] = field(default_factory=dict)
     histories: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     holdout: tuple[Any, Any] | None = None
@@ -70,6 +79,10 @@ class UnitReport:
     def add_audit(self, audit, label: str = "") -> None:
         """The audit's findings as a table; ``label`` tells apart two audits of one kind."""
         self.tables[f"audit: {audit.subject}" + (f" ({label})" if label else "")] = audit.table()
+
+    def document_figures(self, name: str) -> list[str]:
+        """The figures document ``name`` shows (``figures/<figure>.png`` links), in order."""
+        return FIGURE_LINK.findall(self.documents[name])
 
     @property
     def primary_value(self) -> float:

@@ -94,6 +94,7 @@ class UnitPage:
     captions: dict[str, str] = field(default_factory=dict)  # figure name -> what to look for
     tables: dict[str, Any] = field(default_factory=dict)  # name -> DataFrame
     texts: dict[str, str] = field(default_factory=dict)
+    documents: dict[str, str] = field(default_factory=dict)  # name -> markdown (reports/<name>.md)
     data_refs: list[dict[str, Any]] = field(default_factory=list)
     notes: str = ""
 
@@ -180,6 +181,7 @@ def _read_run(unit: UnitSpec, result: dict[str, Any], download_dir: Path) -> Uni
     page.figures = {name: pngs[name] for name in page.captions} | pngs
     page.tables = {csv.stem: pd.read_csv(csv, index_col=0) for csv in sorted((root / "tables").glob("*.csv"))}
     page.texts = {txt.stem: txt.read_text(encoding="utf-8") for txt in sorted(root.glob("*.txt"))}
+    page.documents = {md.stem: md.read_text(encoding="utf-8") for md in sorted((root / "reports").glob("*.md"))}
     if (root / "data_refs.json").exists():
         page.data_refs = json.loads((root / "data_refs.json").read_text(encoding="utf-8"))
     if (root / "summary.md").exists():
@@ -387,6 +389,26 @@ def markdown_html(text: str) -> Markup:
     return Markup(_MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {}))
 
 
+def document_html(text: str, figures: list[FigureView]) -> Markup:
+    """A run's report document (``reports/<name>.md``) as HTML: like the notes, with its images,
+    which are the run's own figures (``../figures/<file>.png`` as logged), shown from the page's
+    copies; an image pointing anywhere else is left out (its alt text stays)."""
+    sources = {f"../figures/{figure.name}.png": figure.src for figure in figures}
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(text)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):  # its "# title" under the page's <h2>
+            token.tag = f"h{min(int(token.tag[1]) + 2, 6)}"
+        for child in token.children or ():
+            if child.type == "image":
+                src = sources.get(str(child.attrGet("src")))
+                if src is None:
+                    child.type, child.tag, child.content, child.children = "text", "", child.content, None
+                else:
+                    child.attrSet("src", src)
+    return Markup(md.renderer.render(tokens, md.options, {}))
+
+
 @dataclass(frozen=True)
 class FrameTable:
     """A DataFrame as the site's tables show it: Python values, its index as a first column of row
@@ -414,6 +436,7 @@ def _unit_html(page: UnitPage, figures: list[FigureView], sources: list[SourceLi
               for name, frame in page.tables.items() if not name.startswith(_AUDIT_PREFIX)}
     return _templates().get_template("unit.html").render(
         page=page, unit=page.unit, figures=figures, audits=audits, tables=tables, sources=sources,
+        documents={name: document_html(text, figures) for name, text in page.documents.items()},
         command=reproduce_command(page.unit.id, page.profile, page.params),
         references=page.unit.references, lesson=lesson_notes(page.unit), profile_note=profile_note(page))
 
