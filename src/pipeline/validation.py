@@ -417,6 +417,7 @@ def _line_summary(dataset: str, splits: dict) -> pd.DataFrame:
 
 _FRAME_BUILDERS: dict[str, Callable[[str, dict], pd.DataFrame]] = {
     "iris": _table("data"),
+    "line": _table("data"),
     "titanic": _table("train"),
     "mall_customers": _table("data"),
     "stocks": _table("prices"),

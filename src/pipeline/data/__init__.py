@@ -11,6 +11,8 @@ Split formats (``Dataset.splits``):
 
 - ``iris``: ``{"data": DataFrame}`` with float ``sepal_length, sepal_width, petal_length,
   petal_width``, ``species`` (setosa/versicolor/virginica) and int ``target`` (0-2).
+- ``line``: ``{"data": DataFrame}`` with float ``x`` and ``y``: 1,000 points generated with a fixed
+  seed, ``y = 3·x + 2 + N(0, 1)``, ``x ~ U(-3, 3)`` (Unit 3; no files, ``loaders.make_line``).
 - ``titanic``: ``{"train": DataFrame (12 Kaggle columns), "test": DataFrame (11, no Survived)}``.
 - ``mall_customers``: ``{"data": DataFrame}``: CustomerID, Gender, Age, Annual Income (k$),
   Spending Score (1-100).

@@ -116,6 +116,7 @@ def _mnist_file(name: str, sha256: str) -> FileSpec:
 
 _SPECS = (
     DatasetSpec("iris", (), loaders.load_iris, bundled_by="sklearn"),
+    DatasetSpec("line", (), loaders.make_line, bundled_by="mlpath (generated)"),
     DatasetSpec(
         "titanic",
         (

@@ -51,6 +51,21 @@ def load_iris(paths: Paths) -> Splits:
     return {"data": frame}
 
 
+# Unit 3's line: y = LINE_SLOPE · x + LINE_INTERCEPT + N(0, LINE_NOISE²), x ~ U(LINE_X_RANGE).
+LINE_SLOPE, LINE_INTERCEPT, LINE_NOISE = 3.0, 2.0, 1.0
+LINE_X_RANGE = (-3.0, 3.0)
+LINE_ROWS, LINE_SEED = 1000, 3
+
+
+def make_line(paths: Paths) -> Splits:
+    """Unit 3's generated line (``paths`` is empty): columns ``x`` and ``y``, 1,000 rows from a
+    fixed recipe and seed, so every run sees the same points and the version hash is stable."""
+    rng = np.random.default_rng(LINE_SEED)
+    x = rng.uniform(*LINE_X_RANGE, size=LINE_ROWS)
+    y = LINE_SLOPE * x + LINE_INTERCEPT + rng.normal(0.0, LINE_NOISE, size=LINE_ROWS)
+    return {"data": pd.DataFrame({"x": x, "y": y})}
+
+
 def read_titanic(paths: Paths) -> Splits:
     """Kaggle Titanic train (12 columns) and test (11 columns, no ``Survived``)."""
     return {"train": _read_csv(paths["train.csv"]), "test": _read_csv(paths["test.csv"])}

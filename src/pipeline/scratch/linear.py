@@ -14,6 +14,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from pipeline.scratch.gradient_descent import DivergenceError, batch_gd
+
 
 def closed_form_least_squares(X, y):
     """Exact least-squares fit of ``y ~ X @ coef + intercept``, the oracle for gradient descent.
@@ -57,7 +59,7 @@ class LinearRegressionGD(RegressorMixin, BaseEstimator):
     coef_ : ndarray of shape (n_features,)
     intercept_ : float
     loss_history_ : list of float
-        Mean squared error before each step.
+        Mean squared error before the first step and after each one.
     n_iter_ : int
         Number of iterations run (gradient evaluations).
     """
@@ -74,23 +76,16 @@ class LinearRegressionGD(RegressorMixin, BaseEstimator):
         scale[scale == 0.0] = 1.0  # a constant feature stays 0 after centring; don't divide by 0
         Z = (X - mean) / scale  # (N, F)
 
-        weights, bias = np.zeros(Z.shape[1]), 0.0
-        self.loss_history_ = []
-        for _ in range(self.n_iter):
-            residual = Z @ weights + bias - y  # (N,)
-            with np.errstate(over="ignore"):  # a diverging run is reported just below
-                self.loss_history_.append(float(np.mean(residual**2)))
-            _check_finite(self.loss_history_[-1], self.learning_rate)
-            # d/dw mean(residual^2) = 2 * Z.T @ residual / N
-            grad_w = 2.0 * Z.T @ residual / len(y)  # (F,)
-            grad_b = 2.0 * residual.mean()
-            if np.sqrt(grad_w @ grad_w + grad_b**2) < self.tol:
-                break
-            weights -= self.learning_rate * grad_w
-            bias -= self.learning_rate * grad_b
-        else:
+        # Unit 3's batch gradient descent; a diverging run stops there, never returning NaNs.
+        result = batch_gd(Z, y, self.learning_rate, self.n_iter, tol=self.tol)
+        if result.diverged:
+            raise DivergenceError(f"Gradient descent diverged at step {result.diverged_at}; lower "
+                                  f"learning_rate={self.learning_rate}.")
+        if not result.converged:
             _warn_not_converged(self)
+        self.loss_history_ = list(result.losses)
         self.n_iter_ = len(self.loss_history_)
+        weights, bias = result.coef, result.intercept
 
         # z = (x - mean) / scale, so w @ z + b = (w / scale) @ x + (b - (w / scale) @ mean).
         self.coef_ = weights / scale
