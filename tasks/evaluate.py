@@ -10,7 +10,8 @@ from pipeline.features import Split
 from pipeline.lessons.model_selection import imbalance_demo
 from tasks import run_logger
 
-_HEADLINE = ("test_accuracy", "cv_accuracy_mean", "test_f1", "test_f1_macro", "test_roc_auc", "test_r2", "test_mse")
+_HEADLINE = ("test_accuracy", "cv_accuracy_mean", "test_f1", "test_f1_macro", "test_roc_auc", "test_r2", "test_mse",
+             "test_silhouette", "cv_silhouette_mean")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="evaluate-{name}")
@@ -19,6 +20,8 @@ def evaluate(name: str, models: dict, split: Split, *, cv: int = 5, seed: int = 
     """Evaluate models side by side: CV on the training rows, metrics on the test rows.
 
     Models come fitted from the train stage (``fit=False``); CV always fits fresh clones.
+    ``task`` as `pipeline.evaluation.evaluate` takes it; for "clustering" the split's targets
+    may be None.
     Returns (comparison table, results by model name).
     """
     table, results = compare_models(models, split.X_train, split.y_train, split.X_test,

@@ -7,6 +7,12 @@ The metrics come from ``sklearn.metrics``; this module is the pipeline around th
 ``dict[str, float]`` (``test_<m>``, ``cv_<m>_mean``, ``cv_<m>_std``) that goes straight to MLflow,
 plus the confusion matrix, the test predictions and figures for the report.
 
+Clustering (``task="clustering"``, or a clusterer with ``task="auto"``) needs no targets: the
+metrics are the cluster-quality scores of the labels the model gives the test rows (silhouette,
+Calinski-Harabasz, Davies-Bouldin, and the inertia for a model with ``score``), plus the adjusted
+Rand index when reference labels ``y_test`` are given. Its CV fits a clone on k-1 folds and scores
+the labels it predicts for the held-out fold: how well the clustering carries to unseen rows.
+
 Any object with the sklearn estimator contract goes through: sklearn estimators and pipelines,
 our from-scratch estimators, and non-sklearn models wrapped as a ``ModelAdapter``.
 """
@@ -21,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
-from sklearn.base import BaseEstimator, clone, is_classifier, is_regressor
+from sklearn.base import BaseEstimator, clone, is_classifier, is_clusterer, is_regressor
 from sklearn.model_selection import KFold, StratifiedKFold, validation_curve
 from sklearn.utils.multiclass import type_of_target
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-TASKS = ("classification", "regression")
+TASKS = ("classification", "regression", "clustering")
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
 
 
@@ -78,8 +84,9 @@ class EvaluationResult:
     ``metrics`` is flat (``test_<m>``, ``cv_<m>_mean``, ``cv_<m>_std``) so it can be logged to
     MLflow as is; ``fold_metrics`` holds the per-fold values behind the cv_ entries.
     ``labels``, ``confusion_matrix`` (rows = true, columns = predicted, labels sorted) and
-    ``y_score`` are None for regression; ``y_score`` is the positive-class score (n,) for
-    binary problems, the class probabilities (n, n_classes) for multiclass, None when the
+    ``y_score`` are None for regression and clustering (whose ``y_true`` is None without
+    reference labels, and ``y_pred`` the cluster of each test row); ``y_score`` is the
+    positive-class score (n,) for binary problems, the class probabilities (n, n_classes) for multiclass, None when the
     model gives no scores. ``class_names`` names the ``labels`` in figures (same order), None to
     show the labels as they are.
     """
@@ -88,7 +95,7 @@ class EvaluationResult:
     model: Any
     metrics: dict[str, float]
     metric_names: list[str]
-    y_true: np.ndarray
+    y_true: np.ndarray | None
     y_pred: np.ndarray
     y_score: np.ndarray | None = None
     labels: list | None = None
@@ -115,7 +122,7 @@ class EvaluationResult:
     def summary_markdown(self) -> str:
         """The metrics table and notes as Markdown, for a Prefect artifact or a results doc."""
         lines = [
-            f"**{self.task.capitalize()}** — {len(self.y_true)} test rows, CV: {self.cv_strategy}",
+            f"**{self.task.capitalize()}** — {len(self.y_pred)} test rows, CV: {self.cv_strategy}",
             "",
             "| metric | test | cv mean | cv std |",
             "|---|---:|---:|---:|",
@@ -143,6 +150,8 @@ class EvaluationResult:
         """
         from pipeline import plots  # matplotlib only when figures are asked for
 
+        if self.task == "clustering":  # a unit draws its clusters in its own feature space
+            return {}
         if self.task == "regression":
             return {"predicted_vs_actual": plots.predicted_vs_actual_figure(self.y_true, self.y_pred)}
         names = self.display_names(class_names)
@@ -153,6 +162,8 @@ class EvaluationResult:
 
     def captions(self, class_names=None) -> dict[str, str]:
         """What to look for in each of `figures`, by the same names."""
+        if self.task == "clustering":
+            return {}
         if self.task == "regression":
             return {"predicted_vs_actual": PREDICTED_VS_ACTUAL_CAPTION}
         captions = {"confusion_matrix": CONFUSION_MATRIX_CAPTION}
@@ -219,8 +230,11 @@ def evaluate(
         Not modified: CV and the final fit use clones; the fitted one is ``result.model``.
     X_train, y_train : training data, (n, d) array or DataFrame and (n,).
     X_test, y_test : held-out data, (m, d) and (m,).
-    task : "classification", "regression" or "auto" (the model's sklearn type, else the
-        targets' type: integer or string labels are classes, floats are a regression).
+    task : "classification", "regression", "clustering" or "auto" (the model's sklearn type,
+        else the targets' type: integer or string labels are classes, floats are a regression).
+        Clustering takes no targets (``y_train`` and ``y_test`` may be None); a ``y_test`` given
+        is reference labels for the adjusted Rand index, and a clusterer without ``predict``
+        (agglomerative) is scored on the clusters it finds in the test rows, without CV.
     cv : number of folds; 0 or 1 skips cross-validation.
     stratified : use StratifiedKFold for classification (KFold for regression regardless).
     seed : shuffles the folds.
@@ -234,6 +248,8 @@ def evaluate(
     """
     if cv < 0 or int(cv) != cv:
         raise ValueError(f"cv must be a number of folds (0 or 1 to skip CV), got {cv!r}")
+    if task == "clustering" or (task == "auto" and _is_clusterer(model)):
+        return _evaluate_clustering(model, X_train, X_test, y_test, cv=int(cv), seed=seed, fit=fit)
     y_test = _as_1d(y_test, "y_test")
     y_train = None if y_train is None else _as_1d(y_train, "y_train")
     if y_train is None and (fit or cv > 1):
@@ -410,11 +426,77 @@ def _class_scores(model, X, labels, notes) -> np.ndarray | None:
     return None
 
 
+def _evaluate_clustering(model, X_train, X_test, y_test, *, cv: int, seed: int, fit: bool) -> EvaluationResult:
+    """`evaluate` for a clusterer: cluster-quality metrics of the labels it gives the test rows."""
+    y_test = None if y_test is None else _as_1d(y_test, "y_test")
+    notes: list[str] = []
+    fold_metrics: list[dict[str, float]] = []
+    cv_strategy = "none"
+    predicts = hasattr(model, "predict")
+    if cv > 1 and not predicts:
+        _note(notes, f"no CV: {type(model).__name__} cannot assign new rows to its clusters (no predict)")
+    elif cv > 1:
+        splitter = _splitter(False, cv, seed)
+        cv_strategy = f"{type(splitter).__name__}(n_splits={cv}, shuffle=True, random_state={seed})"
+        for train_idx, val_idx in splitter.split(X_train):
+            fold_model = clone(model).fit(_rows(X_train, train_idx))
+            X_val = _rows(X_train, val_idx)
+            fold_metrics.append(_clustering_metrics(fold_model, X_val, fold_model.predict(X_val), None, notes))
+
+    if not predicts:
+        fitted = clone(model)
+        y_pred = np.asarray(fitted.fit_predict(X_test)).ravel()
+        _note(notes, f"{type(model).__name__} has no predict: its test clusters are those it finds in the "
+                     "test rows (fit_predict)")
+    else:
+        fitted = clone(model).fit(X_train) if fit else model
+        y_pred = np.asarray(fitted.predict(X_test)).ravel()
+    test_scores = _clustering_metrics(fitted, X_test, y_pred, y_test, notes)
+
+    metrics = {f"test_{name}": value for name, value in test_scores.items()}
+    for name in test_scores:
+        values = np.array([fold[name] for fold in fold_metrics if name in fold])
+        if len(values):
+            metrics[f"cv_{name}_mean"] = float(values.mean())
+            metrics[f"cv_{name}_std"] = float(values.std())
+    return EvaluationResult(task="clustering", model=fitted, metrics=metrics, metric_names=list(test_scores),
+                            y_true=y_test, y_pred=y_pred, fold_metrics=fold_metrics, cv_strategy=cv_strategy,
+                            notes=notes)
+
+
+def _clustering_metrics(model, X, labels, y, notes) -> dict[str, float]:
+    """Silhouette, Calinski-Harabasz and Davies-Bouldin of ``labels`` on X (NaN unless there are 2 to
+    n-1 clusters), minus ``model.score(X)`` as the inertia when the model scores, and the adjusted
+    Rand index against reference labels ``y`` when given."""
+    X = np.asarray(X, dtype=float)
+    n_clusters = len(np.unique(labels))
+    if 2 <= n_clusters <= len(X) - 1:
+        scores = {"silhouette": skm.silhouette_score(X, labels),
+                  "calinski_harabasz": skm.calinski_harabasz_score(X, labels),
+                  "davies_bouldin": skm.davies_bouldin_score(X, labels)}
+    else:
+        _note(notes, "silhouette, calinski_harabasz and davies_bouldin are NaN where the rows fall in "
+                     "fewer than 2 clusters (or each in its own)")
+        scores = dict.fromkeys(("silhouette", "calinski_harabasz", "davies_bouldin"), np.nan)
+    if hasattr(model, "score"):
+        scores["inertia"] = -model.score(X)
+    if y is not None:
+        scores["adjusted_rand"] = skm.adjusted_rand_score(y, labels)
+    return {k: float(v) for k, v in scores.items()}
+
+
+def _is_clusterer(model) -> bool:
+    try:
+        return is_clusterer(model)
+    except AttributeError:  # not an sklearn estimator: no tags to read
+        return False
+
+
 def _resolve_task(task: str, model, y) -> str:
     if task in TASKS:
         return task
     if task != "auto":
-        raise ValueError(f"task must be 'classification', 'regression' or 'auto', got {task!r}")
+        raise ValueError(f"task must be 'classification', 'regression', 'clustering' or 'auto', got {task!r}")
     try:
         if is_classifier(model):
             return "classification"
