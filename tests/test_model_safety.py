@@ -129,6 +129,42 @@ def test_a_torch_model_round_trips_without_pickle(torch_registration, tmp_path):
         model.predict(X.astype(np.float32)).tolist()
 
 
+def test_any_torch_module_registers_as_a_torch_model_without_pickle(fresh_home):
+    import mlflow.pyfunc
+    import torch
+
+    from pipeline.models.predict import forward_numpy
+    from pipeline.training.export import TorchModel, load_torch_model, save_torch_model
+
+    torch.manual_seed(0)
+    rows = np.array([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]], dtype=np.float32)
+    model = TorchModel(torch.nn.Linear(2, 3), torch.nn.Linear, {"in_features": 2, "out_features": 3},
+                       forward_numpy, {"vocab": ["a", "b"]})
+    report = _report(model)
+    report.model_example = rows[:2]
+    registration = log_unit_run(report)
+    folder = _data_dir(_stored_model_dir(registration.model_name, registration.version))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["format"] == "mlpath-torch-module/1" and config["meta"] == {"vocab": ["a", "b"]}
+    assert config["factory"] == {"target": "torch.nn.modules.linear:Linear", "args": [],
+                                 "kwargs": {"in_features": 2, "out_features": 3}}
+    assert config["predict"]["target"] == "pipeline.models.predict:forward_numpy"
+    loaded = load_version(registration.model_name, registration.version)
+    assert isinstance(loaded, TorchModel) and loaded.meta == {"vocab": ["a", "b"]}
+    np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registration.model_name}/{registration.version}")
+    np.testing.assert_allclose(pyfunc.predict(rows), model.predict(rows), rtol=1e-6)
+
+    # a tampered config: the prediction function may only come from pipeline.models.
+    config["predict"] = {"target": "os:system", "args": [], "kwargs": {}}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UntrustedModelError, match="'os:system' is not allowed"):
+        load_torch_model(folder)
+    with pytest.raises(TypeError, match="not a plain JSON value"):
+        save_torch_model(TorchModel(torch.nn.Linear(2, 3), torch.nn.Linear, {}, forward_numpy,
+                                    {"scaler": object()}), fresh_home / "m")
+
+
 def test_a_tampered_torch_weights_file_is_refused(torch_registration, capsys):
     registration, folder, _ = torch_registration
     (_data_dir(folder) / "weights.safetensors").write_bytes(pickle.dumps(_Payload()))

@@ -201,7 +201,7 @@ def trusted_types(model: Any) -> list[str]:
 
 
 def holds_torch(model: Any) -> bool:
-    """Whether a model wraps a torch module (our TorchClassifier), which skops cannot store."""
+    """Whether a model wraps a torch module (a TorchClassifier, a TorchModel), which skops cannot store."""
     return "torch" in sys.modules and any(
         isinstance(value, sys.modules["torch"].nn.Module) for value in vars(model).values())
 
@@ -373,9 +373,9 @@ def load_model_dir(path: str | os.PathLike) -> Any:
             return mlflow.sklearn.load_model(str(path))
         pyfunc = flavors.get("python_function", {})
         if pyfunc.get("loader_module") == TORCH_LOADER:
-            from pipeline.training.export import load_torch_classifier
+            from pipeline.training.export import load_torch_model
 
-            return load_torch_classifier(Path(path) / pyfunc["data"])
+            return load_torch_model(Path(path) / pyfunc["data"])
         raise UntrustedModelError(f"{path}: neither a skops sklearn model nor an mlpath torch model")
     finally:
         sys.path[:] = saved  # loading prepends the model's code folder; ours is already imported
@@ -779,10 +779,10 @@ def _log_torch_model(model: Any, signature: Any, code_paths: list[str]):
     ``mlflow.pyfunc.load_model`` and ``load_version`` rebuild from our code."""
     import mlflow.pyfunc
 
-    from pipeline.training.export import save_torch_classifier
+    from pipeline.training.export import save_torch_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = save_torch_classifier(model, Path(tmp) / "torch_model")
+        folder = save_torch_model(model, Path(tmp) / "torch_model")
         return mlflow.pyfunc.log_model(
             name="model",
             loader_module=TORCH_LOADER,

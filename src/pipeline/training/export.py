@@ -1,4 +1,9 @@
-"""A fitted `TorchClassifier` stored without pickle: safetensors weights and a JSON config.
+"""Torch models stored without pickle: safetensors weights and a JSON config.
+
+Two kinds: a fitted `TorchClassifier` (the sklearn-contract classifier) and a `TorchModel`, any
+other trained module (a language model, a sequence-to-sequence Transformer, a generator) with the
+code that rebuilds it and a function that predicts with it. ``save_torch_model`` and
+``load_torch_model`` take either.
 
 ``save_torch_classifier`` writes a folder with ``weights.safetensors`` (the module's state dict,
 tensors only) and ``config.json``: the module factory and the input transform as a reference to
@@ -30,6 +35,7 @@ import numpy as np
 from pipeline.registry import UntrustedModelError
 
 FORMAT = "mlpath-torch-classifier/1"
+MODULE_FORMAT = "mlpath-torch-module/1"
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
 # Where a stored model's module factory and input transform may come from.
 TRUSTED_CODE_PREFIXES = ("pipeline.models.", "pipeline.augment.", "pipeline.scratch.", "torch.nn.")
@@ -111,18 +117,12 @@ def save_torch_classifier(model: Any, folder: str | os.PathLike) -> Path:
 
 def load_torch_classifier(folder: str | os.PathLike) -> Any:
     """A fitted ``TorchClassifier`` rebuilt from what ``save_torch_classifier`` wrote."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from pipeline.training.classifier import TorchClassifier
     from pipeline.training.config import TrainConfig
 
     folder = Path(folder)
-    try:
-        config = json.loads((folder / CONFIG).read_text())
-    except (OSError, ValueError) as error:
-        raise UntrustedModelError(f"{folder}: no readable {CONFIG} ({error})") from error
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
+    config = _read_config(folder)
+    if config.get("format") != FORMAT:
         raise UntrustedModelError(f"{folder / CONFIG}: not a {FORMAT} model")
     factory = resolve_code(config["module_factory"], "module_factory")
     transform = resolve_code(config.get("input_transform"), "input_transform")
@@ -131,14 +131,99 @@ def load_torch_classifier(folder: str | os.PathLike) -> Any:
     model.classes_ = np.asarray(config["classes"])
     model.n_features_in_ = int(config["n_features_in"])
     module = factory(model.n_features_in_, len(model.classes_)) if model.size_from_data else factory()
-    try:
-        weights = load_file(str(folder / WEIGHTS))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise UntrustedModelError(f"{folder / WEIGHTS}: not a safetensors file, refused ({error})") from error
-    module.load_state_dict(weights, strict=True)
+    module.load_state_dict(_read_weights(folder), strict=True)
     module.eval()
     model.module_ = module
     return model
+
+
+class TorchModel:
+    """A trained torch module that is not a classifier over rows, ready to register.
+
+    ``factory(**kwargs)`` rebuilds the module (a class or function under ``pipeline.models.``;
+    ``kwargs`` plain JSON values); ``predict(module, meta, X)`` (a function under
+    ``pipeline.models.``) returns its predictions for the input rows ``X`` as an array; ``meta``
+    is what prediction needs besides the weights (a vocabulary, a scaler's mean and scale), plain
+    JSON. The registry stores the weights as safetensors and the rest as JSON references to code
+    (``save_torch_model``), so loading it back runs no pickle.
+
+    >>> model = TorchModel(CharLSTM(65), CharLSTM, {"vocab_size": 65}, next_chars, {"vocab": [...]})
+    >>> model.predict(np.array(["To be or"]))  # next_chars(module, meta, X)
+    """
+
+    def __init__(self, module: Any, factory: Any, kwargs: dict[str, Any], predict: Any,
+                 meta: dict[str, Any] | None = None):
+        self.module = module
+        self.factory = factory
+        self.kwargs = _plain(dict(kwargs), "kwargs")
+        self.predict_fn = predict
+        self.meta = _plain(dict(meta or {}), "meta")
+
+    def predict(self, X: Any) -> np.ndarray:
+        import torch
+
+        self.module.eval()
+        with torch.inference_mode():
+            return np.asarray(self.predict_fn(self.module, self.meta, X))
+
+    def __repr__(self) -> str:
+        return f"TorchModel({_target(self.factory)}, predict={_target(self.predict_fn)})"
+
+
+def save_torch_model(model: Any, folder: str | os.PathLike) -> Path:
+    """A `TorchClassifier` or a `TorchModel` written to ``folder``: weights and config, no pickle."""
+    if not isinstance(model, TorchModel):
+        return save_torch_classifier(model, folder)
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.module.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS))
+    config = {"format": MODULE_FORMAT,
+              "factory": describe_code(functools.partial(model.factory, **model.kwargs), "factory"),
+              "predict": describe_code(model.predict_fn, "predict"), "meta": model.meta}
+    (folder / CONFIG).write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def load_torch_model(folder: str | os.PathLike) -> Any:
+    """What ``save_torch_model`` wrote: a `TorchClassifier` or a `TorchModel`, rebuilt from our
+    installed code (``TRUSTED_CODE_PREFIXES`` only), its weights read as safetensors."""
+    folder = Path(folder)
+    config = _read_config(folder)
+    if config.get("format") == FORMAT:
+        return load_torch_classifier(folder)
+    if config.get("format") != MODULE_FORMAT:
+        raise UntrustedModelError(f"{folder / CONFIG}: neither a {FORMAT} nor a {MODULE_FORMAT} model")
+    factory = resolve_code(config.get("factory"), "factory")
+    predict = resolve_code(config.get("predict"), "predict")
+    module = factory()
+    module.load_state_dict(_read_weights(folder), strict=True)
+    module.eval()
+    spec = config["factory"]
+    return TorchModel(module, resolve_code({"target": spec["target"]}, "factory"), spec.get("kwargs", {}),
+                      predict, config.get("meta") or {})
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError) as error:
+        raise UntrustedModelError(f"{folder}: no readable {CONFIG} ({error})") from error
+    if not isinstance(config, dict):
+        raise UntrustedModelError(f"{folder / CONFIG}: not an mlpath torch model")
+    return config
+
+
+def _read_weights(folder: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UntrustedModelError(f"{folder / WEIGHTS}: not a safetensors file, refused ({error})") from error
 
 
 class _PyfuncModel:
@@ -148,6 +233,9 @@ class _PyfuncModel:
         self.model = model
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+        if hasattr(model_input, "to_numpy"):  # a DataFrame of one column from a signature: its values
+            model_input = model_input.to_numpy()
+            model_input = model_input[:, 0] if model_input.ndim == 2 and model_input.shape[1] == 1 else model_input
         return self.model.predict(np.asarray(model_input))
 
     def get_raw_model(self) -> Any:
@@ -156,4 +244,4 @@ class _PyfuncModel:
 
 def _load_pyfunc(path: str) -> _PyfuncModel:
     """MLflow's entry point for a ``python_function`` model whose loader module is this one."""
-    return _PyfuncModel(load_torch_classifier(path))
+    return _PyfuncModel(load_torch_model(path))
