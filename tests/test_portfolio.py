@@ -417,3 +417,13 @@ def test_pages_render_in_headless_chromium(site, tmp_path):
     links.feed(doms[unit_page])
     assert {_source_href(path) for path in get_unit("unit01").sources} <= set(links.refs)
     assert "def fit(self" in html.unescape(doms[source_page])  # the copied source, shown as text
+
+
+def test_markdown_tables_keep_a_pipe_inside_a_cell_as_one_cell():
+    from pipeline.app.site import document_html
+    from pipeline.report import markdown_table
+
+    table = pd.DataFrame({"P(x | y)": ["P(survived | female)"], "value": [0.742]})
+    rendered = document_html(markdown_table(table, floatfmt=".3f"), [])
+    assert "<th>P(x | y)</th>" in rendered.replace(' style="text-align:left"', "")
+    assert rendered.count("<td") == 2 and "P(survived | female)" in rendered

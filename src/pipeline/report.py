@@ -112,8 +112,23 @@ class UnitReport:
         if self.notes:
             lines += ["", self.notes.strip()]
         for name, table in self.tables.items():
-            lines += ["", f"## {name}", "", display_frame(table).to_markdown(index=False, floatfmt=".4f")]
+            lines += ["", f"## {name}", "", markdown_table(table, floatfmt=".4f")]
         return "\n".join(lines) + "\n"
+
+
+def markdown_table(table: pd.DataFrame, **options) -> str:
+    """``table`` as a Markdown (pipe) table as a person reads it (`display_frame`), a ``|`` inside
+    a cell or a header escaped so that "P(survived | female)" stays one cell; ``options`` go to
+    ``DataFrame.to_markdown`` (``floatfmt=".4f"``)."""
+    frame = display_frame(table)
+    frame = frame.rename(columns=_escape_pipes)
+    text_columns = [c for c in frame.columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
+    frame = frame.assign(**{c: frame[c].map(_escape_pipes) for c in text_columns})
+    return frame.to_markdown(index=False, **options)
+
+
+def _escape_pipes(value):
+    return value.replace("|", "\\|") if isinstance(value, str) else value
 
 
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:

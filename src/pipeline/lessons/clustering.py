@@ -325,9 +325,9 @@ def figures(fit: SegmentFit, table: pd.DataFrame) -> dict[str, bytes]:
 
 
 def _markdown(table: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    from pipeline.report import display_frame
+    from pipeline.report import markdown_table
 
-    return display_frame(table).to_markdown(index=False, floatfmt=floatfmt)
+    return markdown_table(table, floatfmt=floatfmt)
 
 
 def report_markdown(fit: SegmentFit, segments: pd.DataFrame, comparison: pd.DataFrame,

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from pipeline.report import display_frame
+from pipeline.report import markdown_table
 from pipeline.scratch import stats
 
 BASELINE = "baseline: majority class"
@@ -459,7 +459,7 @@ def statistics_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
 
 
 def _md(table: pd.DataFrame) -> str:
-    return display_frame(table).to_markdown(index=False, floatfmt=".4g")
+    return markdown_table(table, floatfmt=".4g")
 
 
 def _tests_md(analysis: Analysis) -> str:
@@ -480,7 +480,7 @@ def _tests_md(analysis: Analysis) -> str:
                      for what, low, high in zip(table["interval"], table["ci_low"], table["ci_high"])],
         decision: ["yes" if r else "no" for r in table[decision]],
     })
-    return shown.to_markdown(index=False, disable_numparse=True)
+    return markdown_table(shown, disable_numparse=True)
 
 
 def _figure(name: str, alt: str) -> str:
