@@ -2,7 +2,7 @@
 
 A stored model names its prediction function by reference, and only functions under
 ``pipeline.models.`` may be named; a unit with a model of its own kind adds its function beside
-its module (``pipeline.models.rnn.next_chars``). ``forward_numpy`` is the plain case.
+its module (``pipeline.models.rnn.predict_next_char``). ``forward_numpy`` is the plain case.
 """
 
 from __future__ import annotations

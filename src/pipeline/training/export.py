@@ -147,8 +147,8 @@ class TorchModel:
     JSON. The registry stores the weights as safetensors and the rest as JSON references to code
     (``save_torch_model``), so loading it back runs no pickle.
 
-    >>> model = TorchModel(CharLSTM(65), CharLSTM, {"vocab_size": 65}, next_chars, {"vocab": [...]})
-    >>> model.predict(np.array(["To be or"]))  # next_chars(module, meta, X)
+    >>> model = TorchModel(CharLSTM(65), CharLSTM, {"vocab_size": 65}, predict_next_char, {"vocab": [...]})
+    >>> model.predict(ids)  # predict_next_char(module, meta, ids): (n, T) ids -> the next id of each
     """
 
     def __init__(self, module: Any, factory: Any, kwargs: dict[str, Any], predict: Any,
