@@ -35,6 +35,9 @@ from pipeline.registry import _write_run_files, log_unit_run
 from pipeline.report import UnitReport
 from pipeline.units import all_units, get_unit
 
+# Planned units (no flow yet) stand in for any planned unit; the first two, by number.
+PLANNED, UNBUILT = [unit.id for unit in all_units() if not unit.implemented][:2]
+
 X = np.array([[0.0], [1.0], [2.0], [3.0]])
 Y = np.array([0, 0, 1, 1])
 HOSTILE = '<script>alert("x")</script> & co'
@@ -83,7 +86,7 @@ def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """A site built from three logged runs: unit01 twice (quick v1 champion, then a worse challenger)
-    and unit09 (planned) with no model. Module-scoped (the ``fresh_home`` set-up, once): logging is slow."""
+    and a planned unit with no model. Module-scoped (the ``fresh_home`` set-up, once): logging is slow."""
     home = tmp_path_factory.mktemp("portfolio") / "home"
     home.mkdir()
     with pytest.MonkeyPatch.context() as env:
@@ -91,7 +94,7 @@ def site(tmp_path_factory) -> Path:
         env.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         log_unit_run(_report("unit01", 0.97, "quick"))
         log_unit_run(_report("unit01", 0.95, "quick"))
-        log_unit_run(_report("unit09", 0.5, "full", with_model=False))
+        log_unit_run(_report(PLANNED, 0.5, "full", with_model=False))
         yield build_site(home / "site")
 
 
@@ -118,18 +121,18 @@ def test_index_lists_every_unit_and_links_pages_with_runs(site):
     for unit in all_units():
         assert f"<td>{unit.id}</td>" in index
     refs = _links(site).refs
-    assert refs == ["units/unit01/index.html", "units/unit09/index.html"]
+    assert refs == ["units/unit01/index.html", f"units/{PLANNED}/index.html"]
     assert "v1 (newest v2)" in index  # the champion stays v1; the newest is the challenger
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr[^>]*><td>(\w+)</td>.*?</tr>", index)}
     assert "no registered run yet" in rows["unit04"]  # built, never run here
-    assert "not built yet" in rows["unit10"]
+    assert "not built yet" in rows[UNBUILT]
 
 
 def test_every_link_and_image_resolves_offline_and_no_script(site):
     pages = [site, *sorted(site.parent.glob("units/*/index.html"))]
     assert len(pages) == 3
     sources = sorted(site.parent.glob("units/*/source/*.html"))
-    assert len(sources) == len(get_unit("unit01").sources)  # unit09 is planned: it names none
+    assert len(sources) == len(get_unit("unit01").sources)  # a planned unit names none
     for page in pages + sources:
         links = _links(page)
         assert "script" not in links.tags
@@ -317,9 +320,9 @@ def test_markdown_notes_render_tables_and_emphasis_but_no_html_or_images():
 
 
 def test_unit_without_model_gets_its_newest_finished_run(site):
-    page = (site.parent / "units/unit09/index.html").read_text(encoding="utf-8")
+    page = (site.parent / f"units/{PLANNED}/index.html").read_text(encoding="utf-8")
     assert "no model registered" in page and "0.5000" in page
-    assert "mlpath run unit09 --profile full" in page
+    assert f"mlpath run {PLANNED} --profile full" in page
 
 
 def test_rebuild_replaces_a_unit_folder(site, monkeypatch):
