@@ -262,7 +262,7 @@ def test_stocks() -> None:
 def test_catalog_lists_exactly_the_datasets() -> None:
     assert set(DATASETS) == {
         "iris", "titanic", "mall_customers", "mnist", "cifar10", "adult", "sst2", "tinyshakespeare", "stocks",
-        "line",
+        "line", "digit_strings",
     }  # fmt: skip
 
 

@@ -102,7 +102,7 @@ def test_units_are_found_in_path_order_with_unique_ids():
     units = all_units()
     assert [u.number for u in units] == sorted(u.number for u in units)
     assert units[0].id == "unit01" and units[-1].id == "capstone"
-    assert len({u.id for u in units}) == len(units) == 16
+    assert len({u.id for u in units}) == len(units) == 17
     with pytest.raises(UnknownUnitError, match="valid units: unit01, unit02"):
         get_unit("unit99")
 

@@ -22,13 +22,13 @@ from pipeline.validation import (
 from conftest import MIRROR
 
 DATASETS = ["iris", "titanic", "mall_customers", "adult", "mnist", "cifar10", "sst2",
-            "tinyshakespeare", "stocks", "line"]
+            "tinyshakespeare", "stocks", "line", "digit_strings"]
 # Rows of the validation frame, from SOURCES.md and the catalog's quick sizes.
 FULL_ROWS = {"iris": 150, "titanic": 891, "mall_customers": 200, "adult": 32561 + 16281,
              "mnist": 70000, "cifar10": 60000, "sst2": 67349 + 872 + 1821,
-             "tinyshakespeare": 40000, "stocks": 7983, "line": 1000}
+             "tinyshakespeare": 40000, "stocks": 7983, "line": 1000, "digit_strings": 22000}
 QUICK_ROWS = {**FULL_ROWS, "adult": 4000 + 2000, "mnist": 6000 + 1000, "cifar10": 5000 + 1000,
-              "sst2": 4000 + 872 + 1000}
+              "sst2": 4000 + 872 + 1000, "digit_strings": 3000 + 200 + 200}
 # Full CIFAR-10 hashes a 169 MB archive; quick images keep the pass test fast.
 PASS_PROFILE = {"mnist": "quick", "cifar10": "quick"}
 

@@ -354,6 +354,11 @@ def _stacked_tables(dataset: str, splits: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _digit_summary(dataset: str, splits: dict) -> pd.DataFrame:
+    frame = _stacked_tables(dataset, splits)
+    return frame.assign(is_reversal=[s[::-1] == t for s, t in zip(frame["source"], frame["target"], strict=True)])
+
+
 def _image_summary(dataset: str, splits: dict) -> pd.DataFrame:
     parts = []
     for name, (images, labels) in splits.items():
@@ -418,6 +423,7 @@ def _line_summary(dataset: str, splits: dict) -> pd.DataFrame:
 _FRAME_BUILDERS: dict[str, Callable[[str, dict], pd.DataFrame]] = {
     "iris": _table("data"),
     "line": _table("data"),
+    "digit_strings": _digit_summary,
     "titanic": _table("train"),
     "mall_customers": _table("data"),
     "stocks": _table("prices"),

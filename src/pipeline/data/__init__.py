@@ -13,6 +13,9 @@ Split formats (``Dataset.splits``):
   petal_width``, ``species`` (setosa/versicolor/virginica) and int ``target`` (0-2).
 - ``line``: ``{"data": DataFrame}`` with float ``x`` and ``y``: 1,000 points generated with a fixed
   seed, ``y = 3·x + 2 + N(0, 1)``, ``x ~ U(-3, 3)`` (Unit 3; no files, ``loaders.make_line``).
+- ``digit_strings``: ``{"train", "val", "test"}`` DataFrames with str ``source`` (5-12 digits) and
+  ``target`` (its reversal): 20,000 / 1,000 / 1,000 distinct strings, none in two splits, generated
+  with a fixed seed (the paper unit; no files, ``loaders.make_digit_strings``).
 - ``titanic``: ``{"train": DataFrame (12 Kaggle columns), "test": DataFrame (11, no Survived)}``.
 - ``mall_customers``: ``{"data": DataFrame}``: CustomerID, Gender, Age, Annual Income (k$),
   Spending Score (1-100).

@@ -117,6 +117,8 @@ def _mnist_file(name: str, sha256: str) -> FileSpec:
 _SPECS = (
     DatasetSpec("iris", (), loaders.load_iris, bundled_by="sklearn"),
     DatasetSpec("line", (), loaders.make_line, bundled_by="mlpath (generated)"),
+    DatasetSpec("digit_strings", (), loaders.make_digit_strings, bundled_by="mlpath (generated)",
+                quick_sizes={"train": 3000, "val": 200, "test": 200}),
     DatasetSpec(
         "titanic",
         (

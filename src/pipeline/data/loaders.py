@@ -66,6 +66,33 @@ def make_line(paths: Paths) -> Splits:
     return {"data": pd.DataFrame({"x": x, "y": y})}
 
 
+# The paper unit's digit strings: DIGIT_ROWS distinct strings of DIGIT_LENGTHS digits (uniform length),
+# each with its reversal as the target, dealt into train/val/test with no string in two splits.
+DIGIT_LENGTHS = (5, 12)
+DIGIT_ROWS = {"train": 20000, "val": 1000, "test": 1000}
+DIGIT_SEED = 16
+
+
+def make_digit_strings(paths: Paths) -> Splits:
+    """The paper unit's generated sequence-to-sequence task (``paths`` is empty): DataFrames with
+    str ``source`` (5-12 digits, leading zeros allowed) and ``target`` (its reversal), from a fixed
+    recipe and seed; held-out strings never occur in train."""
+    rng = np.random.default_rng(DIGIT_SEED)
+    total = sum(DIGIT_ROWS.values())
+    seen: dict[str, None] = {}
+    while len(seen) < total:
+        length = int(rng.integers(DIGIT_LENGTHS[0], DIGIT_LENGTHS[1] + 1))
+        seen.setdefault("".join(map(str, rng.integers(0, 10, size=length))), None)
+    sources = list(seen)
+    splits, start = {}, 0
+    for name, rows in DIGIT_ROWS.items():
+        part = sources[start:start + rows]
+        splits[name] = pd.DataFrame({"source": pd.Series(part, dtype=object),
+                                     "target": pd.Series([s[::-1] for s in part], dtype=object)})
+        start += rows
+    return splits
+
+
 def read_titanic(paths: Paths) -> Splits:
     """Kaggle Titanic train (12 columns) and test (11 columns, no ``Survived``)."""
     return {"train": _read_csv(paths["train.csv"]), "test": _read_csv(paths["test.csv"])}

@@ -4,7 +4,7 @@ from pipeline.units.spec import UnitSpec
 
 SPEC = UnitSpec(
     id="capstone",
-    number=16,
+    number=17,
     title="Capstone: an end-to-end ML system",
     phase=4,
     topics=(
