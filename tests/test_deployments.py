@@ -223,9 +223,9 @@ def _client():
 @pytest.mark.slow
 def test_deployments_are_listed_with_schedules(stack):
     services, names = stack
-    assert set(names) == {"unit01-pca/retrain-unit01", "unit04-decision-trees/retrain-unit04",
-                          "unit06-evaluation/retrain-unit06", "unit07-numpy-mlp/retrain-unit07",
-                          "unit08-cnn/retrain-unit08", "learning-path/full", "drift-monitor/titanic-unit06"}
+    retraining = {retraining_deployment(unit.id) for unit in implemented_units()}
+    assert {"unit01-pca/retrain-unit01", "unit06-evaluation/retrain-unit06", "paper/retrain-paper"} <= retraining
+    assert set(names) == retraining | {"learning-path/full", "drift-monitor/titanic-unit06"}
     with _client() as client:
         unit06 = client.read_deployment_by_name("unit06-evaluation/retrain-unit06")
         unit08 = client.read_deployment_by_name("unit08-cnn/retrain-unit08")
