@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +35,7 @@ from pipeline.evaluation import ModelAdapter
 from pipeline.models.rnn import CharLSTM, PriceLSTM, RNNRegressor, predict_next_char, predict_price
 from pipeline.training import ClassificationStep, Step, TrainConfig, Trainer
 from pipeline.training.callbacks import EarlyStopping, MLflowLogger, ProgressBar
+from pipeline.training.device import one_thread
 from pipeline.training.lm import LanguageModelStep, evaluate_lm, lm_batches, sample
 
 PROMPT = "To be or"
@@ -87,20 +86,6 @@ CAPTIONS = {
 
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one CPU thread inside the block, the previous setting restored after it.
-
-    A recurrent net runs one small matrix product per timestep; two threads synchronise at every
-    one of them and, on a busy 2-core machine, spend more time waiting than computing (the quick
-    char LSTM: 4 s of CPU on one thread, over a minute on two).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- gradients through time ------------------------------------------------------------------------

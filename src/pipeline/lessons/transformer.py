@@ -26,7 +26,8 @@ import torch
 from pipeline.models.transformer import Transformer, TransformerLM, encode_texts, predict_sequences
 from pipeline.settings import mlpath_home
 from pipeline.training import Callback, TrainConfig, Trainer, default_callbacks
-from pipeline.training.seq2seq import Seq2SeqStep, exact_match_scores, one_thread
+from pipeline.training.device import one_thread
+from pipeline.training.seq2seq import Seq2SeqStep, exact_match_scores
 
 ALPHABET = "0123456789"
 SRC_LEN = 12  # the longest digit string

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -70,3 +72,20 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {key: to_device(value, device) for key, value in batch.items()}
     return batch
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one CPU thread inside the block, the previous setting restored after it.
+
+    A sequence model runs one small matrix product per timestep or token; two threads synchronise
+    at every one of them and, on a busy 2-core machine, spend more time waiting than computing
+    (Unit 9's quick char LSTM: 4 s of CPU on one thread, over a minute on two; the paper's quick
+    seq2seq run 30x slower).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -13,8 +13,6 @@ without the decoding loop (argmax ties aside).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -93,13 +91,3 @@ def exact_match_scores(predicted: list[str], expected: list[str]) -> dict[str, f
     return {"exact_match": float(exact), "char_accuracy": chars / max(total, 1), "length_accuracy": float(lengths)}
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch on one CPU thread for the duration: small sequence models' operations are too small to
-    split, and on a busy 2-core CPU two threads waiting on each other trained 30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
