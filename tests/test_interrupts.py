@@ -31,6 +31,12 @@ SLOW_UNIT = textwrap.dedent(f'''
     import sys
     import time
 
+    from pipeline.settings import configure_environment
+
+    # As `mlpath` does: Prefect reads its settings when imported (the API server's 90 s start-up
+    # allowance among them; Prefect's own 20 s is too short for a cold start on a busy 2-core box).
+    configure_environment()
+
     from prefect import flow, task
 
     from pipeline.params import UnitParams
