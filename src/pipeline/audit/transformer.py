@@ -115,8 +115,9 @@ def audit_seq2seq_decoding(model, src: torch.Tensor, tgt: torch.Tensor, sources,
     """A trained seq2seq `TorchModel` on test rows: ``src`` (n, S) and ``tgt`` (n, T+1) ids, ``sources``
     the strings. Greedy exact match agrees with teacher-forced exact match per string, and the
     model reloaded from its stored form predicts the same strings."""
+    from pipeline.training.device import one_thread
     from pipeline.training.export import load_torch_model, save_torch_model
-    from pipeline.training.seq2seq import one_thread, sequence_metrics
+    from pipeline.training.seq2seq import sequence_metrics
 
     report = AuditReport("Transformer decoding and storage")
     module = model.module.eval()
