@@ -223,8 +223,8 @@ def test_a_document_showing_a_missing_figure_fails_before_a_run_is_logged(fresh_
     report.documents = {"report": "![gone](figures/no_such_figure.png)"}
     with pytest.raises(ValueError, match="no_such_figure"):
         log_unit_run(report)
-    assert client().search_experiments(filter_string="name = 'mlpath-unit01'") == [] or not client().search_runs(
-        [e.experiment_id for e in client().search_experiments(filter_string="name = 'mlpath-unit01'")])
+    experiment = client().get_experiment_by_name("mlpath-unit01")
+    assert experiment is None or client().search_runs([experiment.experiment_id]) == []
 
 
 def _source_href(path: str) -> str:
