@@ -62,7 +62,7 @@ SLOW_UNIT = textwrap.dedent(f'''
 
         from pipeline import registry
 
-        with mlflow.start_run(experiment_id=registry.ensure_experiment(SPEC.model_name)):
+        with mlflow.start_run(experiment_id=registry.ensure_experiment(SPEC.experiment)):
             train_slowly(300.0)
             version = registry.client().create_model_version(SPEC.model_name, "file:///nowhere")
             registry.client().set_registered_model_alias(SPEC.model_name, "champion", version.version)

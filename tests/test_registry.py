@@ -26,7 +26,7 @@ from pipeline.registry import (
     log_unit_run,
     promotion_reason,
 )
-from pipeline.report import UnitReport
+from pipeline.report import ExtraModel, UnitReport
 from pipeline.scratch import DecisionTreeClassifier
 
 X = np.array([[0.0], [1.0], [2.0], [3.0]])
@@ -59,6 +59,37 @@ def test_worse_model_never_takes_champion(fresh_home):
     assert better.alias == CHAMPION and _champion_version() == "4"
     aliases = client().get_model_version("mlpath-unit99", "2").aliases
     assert CHAMPION not in aliases
+
+
+def test_a_named_model_and_an_extra_model_register_each_under_its_own_name(fresh_home):
+    def report(score: float, fid: float) -> UnitReport:
+        base = _report(score)
+        base.model_name = "mlpath-named"
+        base.metrics["fid"] = fid
+        base.extra_models = {"generator": ExtraModel(LogisticRegression().fit(X, 1 - Y), "fid",
+                                                     greater_is_better=False, example=X[:2])}
+        return base
+
+    first = log_unit_run(report(0.8, fid=30.0))
+    assert (first.model_name, first.alias) == ("mlpath-named", CHAMPION)
+    [extra] = first.extras
+    assert (extra.model_name, extra.version, extra.alias) == ("mlpath-named-generator", "1", CHAMPION)
+    assert "mlpath-named-generator v1 @champion" in first.describe()
+    # each is promoted on its own metric: a better main model with a worse generator
+    second = log_unit_run(report(0.9, fid=40.0))
+    assert (second.alias, second.extras[0].alias) == (CHAMPION, CHALLENGER)
+    assert second.as_dict()["extras"][0]["champion_before"] == 30.0
+    generator = load_version("mlpath-named-generator", "1")
+    assert generator.predict(X).tolist() == (1 - Y).tolist()  # the extra model, not the main one
+    assert not client().search_registered_models("name = 'mlpath-unit99'")
+
+
+def test_an_extra_model_without_its_metric_logs_nothing(fresh_home):
+    report = _report(0.8)
+    report.extra_models = {"generator": ExtraModel(LogisticRegression().fit(X, Y), "fid")}
+    with pytest.raises(KeyError, match="'fid'"):
+        log_unit_run(report)
+    assert not client().search_registered_models()
 
 
 def test_lower_is_better_metric(fresh_home):

@@ -117,16 +117,17 @@ class Registration:
     challenger_score: float | None = None  # the new model's primary metric on the holdout
     champion_score: float | None = None  # the champion's on the same holdout (= champion_before)
     basis: str | None = None  # SAME_HOLDOUT, or LOGGED_METRICS when the report had no holdout
+    extras: tuple[Registration, ...] = ()  # the report's extra models, each promoted on its own metric
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "extras": [extra.as_dict() for extra in self.extras]}
 
     def describe(self) -> str:
         """One line for a person: ``mlpath-unit08 v2 @challenger: tied champion v1 at 0.3970 (quick)``."""
         if self.version is None:
             return "no model registered"
-        return (f"{self.model_name} v{self.version} @{self.alias}"
-                + (f": {self.reason}" if self.reason else ""))
+        return "; ".join(f"{r.model_name} v{r.version} @{r.alias}" + (f": {r.reason}" if r.reason else "")
+                         for r in (self, *self.extras))
 
 
 class Promotion(NamedTuple):
@@ -592,9 +593,14 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
     for name in report.documents:  # or a document shows a figure the report lacks
         document_for_folder(report, name, "figures")
     profile = str(report.params.get("profile", ""))
-    model_name = f"mlpath-{report.unit}" if report.model is not None else None
-    if model_name is not None:
-        mark_incomplete_versions(model_name)
+    model_name = report.registered_name if report.model is not None else None
+    extra_names = {key: f"{report.registered_name}-{key}" for key in report.extra_models}
+    for key, extra in report.extra_models.items():  # fail before logging: each needs its metric
+        if extra.metric not in report.metrics:
+            raise KeyError(f"{report.unit}: extra model {key!r} is promoted on {extra.metric!r}, which was "
+                           f"not computed; metrics are {sorted(report.metrics)}")
+    for name in ([model_name] if model_name else []) + list(extra_names.values()):
+        mark_incomplete_versions(name)
     extra = dict(tags or {})
     run_tags = {
         **extra,
@@ -619,22 +625,44 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
             _write_run_files(report, Path(tmp))
             mlflow.log_artifacts(tmp)
         info = _log_model(report) if model_name is not None else None
-    # The run is FINISHED, its artifacts and model written: only now a version, then the alias.
+        extra_infos = {key: _log_model(report, extra.model, extra.example, name=f"model-{key}")
+                       for key, extra in report.extra_models.items()}
+    # The run is FINISHED, its artifacts and models written: only now versions, then the aliases.
     version = alias = before = reason = new_score = basis = None
     if info is not None:
-        created = mlflow.register_model(info.model_uri, model_name, await_registration_for=0,
-                                        tags={INCOMPLETE_TAG: "true", **holdout_tags(report.holdout)})
-        version = str(created.version)
-        try:
-            alias, before, reason, new_score, basis, _ = promote_if_better(
-                model_name, version, report.primary_metric, report.greater_is_better,
-                holdout=report.holdout, model=report.model)
-        except BaseException as error:  # interrupted too: the version stays incomplete, no alias moved
-            _mark_failed_registration(model_name, version, error)
-            raise
+        version, (alias, before, reason, new_score, basis, _) = _register_and_promote(
+            info, model_name, report.primary_metric, report.greater_is_better,
+            holdout=report.holdout, model=report.model)
+    extras = []
+    for key, extra in report.extra_models.items():
+        extra_version, promotion = _register_and_promote(extra_infos[key], extra_names[key], extra.metric,
+                                                         extra.greater_is_better)
+        extras.append(Registration(run.info.run_id, experiment, extra_names[key], extra_version,
+                                   promotion.alias, promotion.champion_before, run.info.run_name,
+                                   promotion.reason, run_ui_url(experiment_id, run.info.run_id),
+                                   challenger_score=promotion.challenger_score,
+                                   champion_score=promotion.champion_before, basis=promotion.basis))
     return Registration(run.info.run_id, experiment, model_name, version, alias, before, run.info.run_name,
                         reason, run_ui_url(experiment_id, run.info.run_id),
-                        challenger_score=new_score, champion_score=before, basis=basis)
+                        challenger_score=new_score, champion_score=before, basis=basis, extras=tuple(extras))
+
+
+def _register_and_promote(info, model_name: str, metric: str, greater_is_better: bool, *,
+                          holdout: tuple[Any, Any] | None = None, model: Any | None = None
+                          ) -> tuple[str, Promotion]:
+    """A version of the logged model ``info`` (tagged incomplete), then ``promote_if_better``; if
+    that fails or is interrupted, the version stays marked incomplete and no alias moves."""
+    import mlflow
+
+    created = mlflow.register_model(info.model_uri, model_name, await_registration_for=0,
+                                    tags={INCOMPLETE_TAG: "true", **holdout_tags(holdout)})
+    version = str(created.version)
+    try:
+        return version, promote_if_better(model_name, version, metric, greater_is_better,
+                                          holdout=holdout, model=model)
+    except BaseException as error:  # interrupted too: the version stays incomplete, no alias moved
+        _mark_failed_registration(model_name, version, error)
+        raise
 
 
 def mlflow_ui_url() -> str | None:
@@ -716,29 +744,31 @@ def _model_requirements(with_torch: bool) -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
-def _log_model(report: UnitReport):
-    """The model as a logged model of the active run, not yet registered (``log_unit_run`` does)."""
+def _log_model(report: UnitReport, model: Any = None, example: Any = None, name: str = "model"):
+    """A model as a logged model of the active run, not yet registered (``log_unit_run`` does):
+    the report's, or ``model`` (an extra one) with its input ``example``, under ``name``."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     import pipeline
 
+    if model is None:
+        model, example = report.model, report.model_example
     signature = None
-    if report.model_example is not None:
+    if example is not None:
         with warnings.catch_warnings():
             # "integer columns cannot hold missing values": true, and the feature pipeline imputes.
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-            signature = infer_signature(report.model_example,
-                                        report.model.predict(report.model_example))
-    with_torch = holds_torch(report.model)
+            signature = infer_signature(example, model.predict(example))
+    with_torch = holds_torch(model)
     code_paths = [str(Path(pipeline.__file__).parent)]
     if with_torch:
-        return _log_torch_model(report.model, signature, code_paths)
-    model = guard_inputs(report)
+        return _log_torch_model(model, signature, code_paths, name)
+    model = guard_inputs(report, model, example)
     # skops loads only the types it is told to trust: the model's own, each on the allowlist.
     return mlflow.sklearn.log_model(
         model,
-        name="model",
+        name=name,
         serialization_format="skops",
         skops_trusted_types=trusted_types(model),
         pip_requirements=_model_requirements(False),
@@ -748,7 +778,7 @@ def _log_model(report: UnitReport):
     )
 
 
-def guard_inputs(report: UnitReport) -> Any:
+def guard_inputs(report: UnitReport, model: Any = None, example: Any = None) -> Any:
     """The model to register: for a table model (its example a DataFrame), a ``GuardedModel`` that
     checks every input against the ranges and allowed values of the suite of the report's dataset
     whose columns hold the example's (``expectations/<dataset>.json``); else the model itself."""
@@ -757,9 +787,10 @@ def guard_inputs(report: UnitReport) -> Any:
     from pipeline.guard import GuardedModel, input_rules
     from pipeline.validation import suite_path
 
-    example = report.model_example
-    if not isinstance(example, pd.DataFrame) or report.model is None:
-        return report.model
+    if model is None:
+        model, example = report.model, report.model_example
+    if not isinstance(example, pd.DataFrame) or model is None:
+        return model
     columns = [str(c) for c in example.columns]
     for ref in report.data_refs:
         path = suite_path(ref.name)
@@ -769,11 +800,11 @@ def guard_inputs(report: UnitReport) -> Any:
         table = next((e["kwargs"]["column_set"] for e in suite.get("expectations", [])
                       if e.get("type") == "expect_table_columns_to_match_set"), None)
         if table is not None and set(columns) <= set(table):
-            return GuardedModel(report.model, input_rules(path, columns), f"expectations/{ref.name}.json")
-    return report.model
+            return GuardedModel(model, input_rules(path, columns), f"expectations/{ref.name}.json")
+    return model
 
 
-def _log_torch_model(model: Any, signature: Any, code_paths: list[str]):
+def _log_torch_model(model: Any, signature: Any, code_paths: list[str], name: str = "model"):
     """A torch-backed model without pickle: safetensors weights and a JSON config naming the code
     that builds its module (``pipeline.training.export``), as a ``python_function`` model that
     ``mlflow.pyfunc.load_model`` and ``load_version`` rebuild from our code."""
@@ -784,7 +815,7 @@ def _log_torch_model(model: Any, signature: Any, code_paths: list[str]):
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_torch_model(model, Path(tmp) / "torch_model")
         return mlflow.pyfunc.log_model(
-            name="model",
+            name=name,
             loader_module=TORCH_LOADER,
             data_path=str(folder),
             code_paths=code_paths,

@@ -12,6 +12,17 @@ import pandas as pd
 FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(figures/([^)]+)\.png\)")
 
 
+@dataclass(frozen=True)
+class ExtraModel:
+    """A second model a unit registers beside its main one (e.g. Unit 12's GAN generator beside its
+    VAE): registered as ``<main model name>-<key>`` and promoted on its own logged ``metric``."""
+
+    model: Any
+    metric: str
+    greater_is_better: bool = True
+    example: Any | None = None
+
+
 @dataclass
 class UnitReport:
     """Everything one unit run produced, in the shape MLflow and Prefect artifacts want.
@@ -29,7 +40,8 @@ class UnitReport:
     rather than fit), ``model_example`` a few input rows for its signature. ``holdout`` is the
     (X_test, y_test) the model's evaluation scored: promotion scores the current champion on it too,
     so the two are compared on the same rows (kept in memory, not logged; only its row count and a
-    digest are tagged on the model version).
+    digest are tagged on the model version). ``model_name`` is the registered model's name (the
+    spec's, ``mlpath-<unit>`` by default); ``extra_models`` more models to register, by key.
     """
 
     unit: str
@@ -48,6 +60,8 @@ class UnitReport:
     histories: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     holdout: tuple[Any, Any] | None = None
+    model_name: str | None = None
+    extra_models: dict[str, ExtraModel] = field(default_factory=dict)
 
     @classmethod
     def for_unit(cls, unit, params, evaluation, audits: dict[str, Any], *, class_names=None,
@@ -58,6 +72,7 @@ class UnitReport:
         audit reports by label; ``class_names`` name the evaluation's classes in its figures (see
         ``EvaluationResult.figures``).
         """
+        fields.setdefault("model_name", unit.model_name)
         report = cls(unit.id, unit.primary_metric, unit.greater_is_better, params.model_dump(), **fields)
         report.add_evaluation(evaluation, class_names=class_names)
         for label, audit in audits.items():
@@ -83,6 +98,11 @@ class UnitReport:
     def document_figures(self, name: str) -> list[str]:
         """The figures document ``name`` shows (``figures/<figure>.png`` links), in order."""
         return FIGURE_LINK.findall(self.documents[name])
+
+    @property
+    def registered_name(self) -> str:
+        """The name the main model registers under."""
+        return self.model_name or f"mlpath-{self.unit}"
 
     @property
     def primary_value(self) -> float:

@@ -223,7 +223,7 @@ def kill_mlflow_runs(unit: str | None, since: float) -> None:
         if mlflow.active_run() is not None:
             mlflow.end_run(status="KILLED")
         mlflow_client = client()
-        experiment = mlflow_client.get_experiment_by_name(get_unit(unit).model_name)
+        experiment = mlflow_client.get_experiment_by_name(get_unit(unit).experiment)
         if experiment is None:
             return
         runs = mlflow_client.search_runs(

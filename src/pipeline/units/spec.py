@@ -89,7 +89,8 @@ class UnitSpec:
     What the results site teaches from: ``learned`` is a few sentences for "What you learned";
     ``sources`` the from-scratch source files (paths from the repository root) the site copies
     and links; ``quick`` what the quick profile changes besides the data (e.g. fewer epochs),
-    None when nothing else changes.
+    None when nothing else changes. ``registered_model`` names the MLflow registered model when it
+    is not ``mlpath-<id>`` (a model served by name, e.g. ``mlpath-sentiment``).
     """
 
     id: str
@@ -112,6 +113,7 @@ class UnitSpec:
     learned: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     quick: str | None = None
+    registered_model: str | None = None
 
     def __post_init__(self):
         problems = []
@@ -142,7 +144,12 @@ class UnitSpec:
 
     @property
     def model_name(self) -> str:
-        """The MLflow registered model and experiment name."""
+        """The MLflow registered model's name: ``registered_model``, else ``mlpath-<id>``."""
+        return self.registered_model or f"mlpath-{self.id}"
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment of the unit's runs."""
         return f"mlpath-{self.id}"
 
     @property
