@@ -10,6 +10,7 @@ shifted batch starts the retraining deployment with the batch appended to its tr
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -38,10 +39,17 @@ from pipeline.app.services import (
     stop_process,
     ui_links,
 )
-from pipeline.units import all_units, get_unit, implemented_units
+from pipeline.units import get_unit, implemented_units
 
-# Planned units (no flow yet) stand in for any planned unit; the first two, by number.
-PLANNED, UNBUILT = [unit.id for unit in all_units() if not unit.implemented][:2]
+from conftest import planned_ids
+
+PLANNED, UNBUILT = planned_ids()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _planned(planned_units):
+    """The planned units these tests show, stand-ins where the path has too few."""
+
 
 QUICK = {"params": {"profile": "quick", "cv_folds": 0}}
 RUN_TIMEOUT_S = 240
@@ -145,7 +153,8 @@ def test_library_modules_import_no_prefect():
 
 def test_stop_process_ends_the_whole_tree_even_in_other_sessions():
     # a child in the group, and a grandchild in a session of its own (as Prefect starts flow runs)
-    script = "sleep 300 & python3 -c 'import os, time; os.setsid(); time.sleep(300)' & wait"
+    # (this interpreter, not `python3`: a pyenv shim is a shell script with children of its own)
+    script = f"sleep 300 & {shlex.quote(sys.executable)} -c 'import os, time; os.setsid(); time.sleep(300)' & wait"
     process = subprocess.Popen(["sh", "-c", script], start_new_session=True)
     deadline = time.monotonic() + 20
     while len(_descendants(process.pid)) < 2 and time.monotonic() < deadline:
