@@ -88,7 +88,8 @@ class EvaluationResult:
     reference labels, and ``y_pred`` the cluster of each test row); ``y_score`` is the
     positive-class score (n,) for binary problems, the class probabilities (n, n_classes) for multiclass, None when the
     model gives no scores. ``class_names`` names the ``labels`` in figures (same order), None to
-    show the labels as they are.
+    show the labels as they are. ``fairness`` is the ``pipeline.audit.fairness.FairnessAudit`` of
+    the test predictions when the evaluate task had the test rows' sensitive attributes, else None.
     """
 
     task: str
@@ -104,6 +105,7 @@ class EvaluationResult:
     cv_strategy: str = "none"
     notes: list[str] = field(default_factory=list)
     class_names: list[str] | None = None
+    fairness: Any | None = None
 
     def table(self) -> pd.DataFrame:
         """One row per metric; columns ``test``, ``cv_mean``, ``cv_std`` (NaN without CV)."""

@@ -23,12 +23,33 @@ IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
 class Split(NamedTuple):
-    """Train and test rows, in ``train_test_split``'s order."""
+    """Train and test rows, in ``train_test_split``'s order.
+
+    ``sensitive`` holds the test rows' protected attributes (raw values, one column per column
+    the dataset's catalog entry declares sensitive; see `sensitive_attributes`), in the order of
+    ``X_test``; with it, the common evaluate task audits each binary classifier's fairness by them.
+    """
 
     X_train: Any
     X_test: Any
     y_train: np.ndarray
     y_test: np.ndarray
+    sensitive: pd.DataFrame | None = None
+
+
+def sensitive_attributes(dataset: str, test_rows: pd.DataFrame) -> pd.DataFrame | None:
+    """The catalog's sensitive columns of ``dataset`` taken from ``test_rows`` (index reset), or
+    None when the dataset declares none."""
+    from pipeline.data import DATASETS
+
+    columns = list(DATASETS[dataset].sensitive)
+    if not columns:
+        return None
+    missing = [column for column in columns if column not in test_rows.columns]
+    if missing:
+        raise ValueError(f"{dataset} declares sensitive column(s) {missing} that the test rows lack; "
+                         f"they have {list(test_rows.columns)}")
+    return test_rows[columns].reset_index(drop=True)
 
 
 def titanic_features(scale: bool = True) -> ColumnTransformer:
@@ -53,10 +74,12 @@ def with_titanic_features(model, scale: bool = True) -> Pipeline:
 
 
 def split_titanic(train: pd.DataFrame, test_size: float, seed: int) -> Split:
-    """Stratified split of Kaggle's labelled ``train.csv`` (the Kaggle test set has no labels)."""
+    """Stratified split of Kaggle's labelled ``train.csv`` (the Kaggle test set has no labels), with
+    the test passengers' Sex (the catalog's sensitive column) for the fairness audit."""
     X = train[TITANIC_NUMERIC + TITANIC_CATEGORICAL]
     y = train[TITANIC_TARGET].to_numpy(dtype=int)
-    return Split(*train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed))
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
+    return Split(X_train, X_test, y_train, y_test, sensitive_attributes("titanic", X_test))
 
 
 def split_iris(data: pd.DataFrame, test_size: float, seed: int) -> Split:

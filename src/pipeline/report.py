@@ -42,6 +42,8 @@ class UnitReport:
     so the two are compared on the same rows (kept in memory, not logged; only its row count and a
     digest are tagged on the model version). ``model_name`` is the registered model's name (the
     spec's, ``mlpath-<unit>`` by default); ``extra_models`` more models to register, by key.
+    ``files`` are other artifacts as bytes by relative path (an animated GIF, per-epoch images),
+    logged under ``files/`` as they are; a GIF among them is also shown in the Prefect figures artifact.
     """
 
     unit: str
@@ -62,6 +64,7 @@ class UnitReport:
     holdout: tuple[Any, Any] | None = None
     model_name: str | None = None
     extra_models: dict[str, ExtraModel] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def for_unit(cls, unit, params, evaluation, audits: dict[str, Any], *, class_names=None,
@@ -81,7 +84,9 @@ class UnitReport:
 
     def add_evaluation(self, result, prefix: str = "", class_names=None) -> None:
         """Metrics, figures (with their captions) and table of one Unit 6 evaluation, names
-        prefixed by ``prefix``; ``class_names`` as ``EvaluationResult.figures`` takes them."""
+        prefixed by ``prefix``; ``class_names`` as ``EvaluationResult.figures`` takes them. An
+        evaluation with a fairness audit (its dataset declares sensitive columns) adds its
+        ``fairness_*`` metrics, group tables and findings: the fairness section."""
         from pipeline.plots import figure_to_png
 
         self.metrics.update({f"{prefix}{k}": float(v) for k, v in result.metrics.items()})
@@ -90,6 +95,11 @@ class UnitReport:
         for name, caption in result.captions(class_names).items():
             self.captions.setdefault(f"{prefix}{name}", caption)
         self.tables[f"{prefix}evaluation"] = result.table()
+        fairness = getattr(result, "fairness", None)
+        if fairness is not None:
+            self.metrics.update(fairness.metrics(prefix))
+            self.tables.update(fairness.tables(prefix))
+            self.add_audit(fairness.report, prefix.rstrip("_"))
 
     def add_audit(self, audit, label: str = "") -> None:
         """The audit's findings as a table; ``label`` tells apart two audits of one kind."""

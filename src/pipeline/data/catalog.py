@@ -39,7 +39,9 @@ class DatasetSpec:
     ``quick_sizes`` maps a split to its row count under ``profile="quick"``; splits not listed
     are kept whole. ``bundled_by`` names the library that ships a file-less dataset (else "").
     ``appendable`` maps each tabular file to the split it holds: the files ``load_dataset``'s
-    ``append`` can add rows to.
+    ``append`` can add rows to. ``sensitive`` names the columns that hold protected attributes
+    (sex, race): a classifier evaluated on this dataset's rows gets a fairness audit by them
+    (``pipeline.audit.fairness``, through ``pipeline.features.sensitive_attributes``).
     """
 
     name: str
@@ -48,6 +50,7 @@ class DatasetSpec:
     quick_sizes: Mapping[str, int] = field(default_factory=dict)
     bundled_by: str = ""
     appendable: Mapping[str, str] = field(default_factory=dict)
+    sensitive: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ _SPECS = (
         ),
         loaders.read_titanic,
         appendable={"train.csv": "train", "test.csv": "test"},
+        sensitive=("Sex",),
     ),
     DatasetSpec(
         "mall_customers",
@@ -187,6 +191,7 @@ _SPECS = (
         loaders.read_adult,
         quick_sizes={"train": 4000, "test": 2000},
         appendable={"adult.data": "train", "adult.test": "test"},
+        sensitive=("sex", "race"),
     ),
     DatasetSpec(
         "sst2",
