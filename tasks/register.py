@@ -67,7 +67,8 @@ def prefect_context(report: UnitReport) -> tuple[str | None, dict[str, str]]:
 
 
 def publish_artifacts(report: UnitReport, registration: Registration) -> None:
-    """A markdown summary, the metrics and the report's tables as tables, the figures as images."""
+    """A markdown summary, the metrics and the report's tables as tables, the figures (and GIF files)
+    as images."""
     unit = report.unit
     run = (f"[{registration.run_name}]({registration.run_url})" if registration.run_url
            else f"`{registration.run_name}`")
@@ -86,6 +87,8 @@ def publish_artifacts(report: UnitReport, registration: Registration) -> None:
         images = [f"### {name}\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
                   + (f"\n\n{report.captions[name]}" if report.captions.get(name) else "")
                   for name, png in report.figures.items()]
+        images += [f"### {name}\n\n![{name}](data:image/gif;base64,{base64.b64encode(data).decode()})"
+                   for name, data in report.files.items() if name.endswith(".gif")]
         create_markdown_artifact("\n\n".join(images), key=_artifact_key(unit, "plots"),
                                  description=f"{unit} figures")
     for name in report.documents:

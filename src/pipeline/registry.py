@@ -36,11 +36,14 @@ else saving fails; ``load_version`` checks the MLmodel's trusted list against th
 and refuses pickled models. A table model is registered as a ``pipeline.guard.GuardedModel``
 (``guard_inputs``): it checks each input against its dataset's expectation suite. A torch-backed
 model is safetensors weights plus a JSON reference to the code that builds its module
-(``pipeline.training.export``), a ``python_function`` model with no pickle in it.
+(``pipeline.training.export``), a ``python_function`` model with no pickle in it. A model that saves
+itself (Unit 11's ``SentimentModel``: safetensors, tokenizer files, JSON) is a ``python_function``
+model whose loader module must be on ``SAVED_MODEL_LOADERS``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -53,7 +56,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from pipeline import settings
@@ -96,6 +99,10 @@ TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "pipeline.scratch.", "p
                          "pipeline.estimators.", "pipeline.guard.")
 # A torch model is a python_function model whose loader rebuilds it from safetensors and JSON.
 TORCH_LOADER = "pipeline.training.export"
+# Models that save themselves to a folder with no pickle (``save(folder)``: safetensors, JSON, text)
+# and name the module that loads such a folder back (``mlflow_loader_module``, with ``_load_pyfunc``
+# and ``load_model_folder``): only these modules are trusted to.
+SAVED_MODEL_LOADERS = ("pipeline.models.sentiment",)
 # Passed explicitly: inferring requirements imports the model's whole environment (~12 s).
 _MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
 _PROFILE_RANK = {"quick": 0, "full": 1}
@@ -283,12 +290,16 @@ def promotion_reason(metric: str, new: float | None, new_profile: str, champion_
 
 def holdout_score(model: Any, holdout: tuple[Any, Any], metric: str) -> float | None:
     """``metric`` of a fitted ``model`` on ``holdout`` = (X, y), computed by the shared evaluation
-    exactly as the unit computed its test metrics (``evaluate(..., fit=False, cv=0)``); None when
-    the evaluation gives no such metric or NaN."""
+    exactly as the unit computed its test metrics (``evaluate(..., fit=False, cv=0)``); a metric
+    named for another holdout (``dev_accuracy``) is the evaluation's ``test_accuracy`` on these rows.
+    None when the evaluation gives no such metric or NaN."""
     from pipeline.evaluation import evaluate
 
     X, y = holdout
-    return _number(evaluate(model, None, None, X, y, cv=0, fit=False).metrics.get(metric))
+    metrics = evaluate(model, None, None, X, y, cv=0, fit=False).metrics
+    if metric not in metrics and "_" in metric:  # a metric named for its holdout ("dev_accuracy")
+        metric = "test_" + metric.split("_", 1)[1]
+    return _number(metrics.get(metric))
 
 
 def holdout_tags(holdout: tuple[Any, Any] | None) -> dict[str, str]:
@@ -377,6 +388,8 @@ def load_model_dir(path: str | os.PathLike) -> Any:
             from pipeline.training.export import load_torch_model
 
             return load_torch_model(Path(path) / pyfunc["data"])
+        if pyfunc.get("loader_module") in SAVED_MODEL_LOADERS:
+            return importlib.import_module(pyfunc["loader_module"]).load_model_folder(path)
         raise UntrustedModelError(f"{path}: neither a skops sklearn model nor an mlpath torch model")
     finally:
         sys.path[:] = saved  # loading prepends the model's code folder; ours is already imported
@@ -517,6 +530,13 @@ def _file_name(name: str) -> str:
     return name.replace("/", "-")
 
 
+def _file_path(name: str) -> PurePosixPath:
+    """A report file's relative path (folders allowed), refused if it could leave ``files/``."""
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        raise ValueError(f"report file {name!r}: expected a relative path without empty, '.' or '..' parts")
+    return PurePosixPath(name)
+
+
 def _write_run_files(report: UnitReport, folder: Path) -> None:
     (folder / "figures").mkdir()
     for name, png in report.figures.items():
@@ -535,6 +555,10 @@ def _write_run_files(report: UnitReport, folder: Path) -> None:
     for name in report.documents:
         (folder / "reports" / f"{_file_name(name)}.md").write_text(document_for_folder(report, name, "../figures"),
                                                                   encoding="utf-8")
+    for name, data in report.files.items():
+        path = folder / "files" / _file_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     (folder / "summary.md").write_text(report.summary_markdown())
     (folder / "data_refs.json").write_text(
         json.dumps([ref.as_dict() for ref in report.data_refs], indent=2))
@@ -592,6 +616,8 @@ def log_unit_run(report: UnitReport, run_name: str | None = None,
     _ = report.primary_value  # fail before logging anything if the primary metric is missing
     for name in report.documents:  # or a document shows a figure the report lacks
         document_for_folder(report, name, "figures")
+    for name in report.files:  # or a file's path would leave files/
+        _file_path(name)
     profile = str(report.params.get("profile", ""))
     model_name = report.registered_name if report.model is not None else None
     extra_names = {key: f"{report.registered_name}-{key}" for key in report.extra_models}
@@ -762,6 +788,8 @@ def _log_model(report: UnitReport, model: Any = None, example: Any = None, name:
             signature = infer_signature(example, model.predict(example))
     with_torch = holds_torch(model)
     code_paths = [str(Path(pipeline.__file__).parent)]
+    if saved_model_loader(model) is not None:
+        return _log_saved_model(model, signature, code_paths, name)
     if with_torch:
         return _log_torch_model(model, signature, code_paths, name)
     model = guard_inputs(report, model, example)
@@ -820,6 +848,32 @@ def _log_torch_model(model: Any, signature: Any, code_paths: list[str], name: st
             data_path=str(folder),
             code_paths=code_paths,
             pip_requirements=_model_requirements(True) + _safetensors_requirement(),
+            signature=signature,
+        )
+
+
+def saved_model_loader(model: Any) -> str | None:
+    """The loader module of a model that saves itself (``SAVED_MODEL_LOADERS``), else None."""
+    loader = getattr(type(model), "mlflow_loader_module", None)
+    return loader if loader in SAVED_MODEL_LOADERS and callable(getattr(model, "save", None)) else None
+
+
+def _log_saved_model(model: Any, signature: Any, code_paths: list[str], name: str = "model"):
+    """A model that saves itself (a ``SentimentModel``: safetensors, tokenizer files, JSON) as a
+    ``python_function`` model whose loader module reads that folder back: no pickle in it."""
+    from importlib.metadata import version
+
+    import mlflow.pyfunc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / "saved_model")
+        extra = [f"{package}=={version(package)}" for package in ("transformers", "tokenizers")]
+        return mlflow.pyfunc.log_model(
+            name=name,
+            loader_module=saved_model_loader(model),
+            data_path=str(folder),
+            code_paths=code_paths,
+            pip_requirements=_model_requirements(True) + _safetensors_requirement() + extra,
             signature=signature,
         )
 
