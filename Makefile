@@ -8,7 +8,7 @@ export MLPATH_HOME ?= $(CURDIR)/.mlpath
 # Offline machines (and CI) read datasets from a local mirror; ../shared/data is used when present.
 export MLPATH_DATA_MIRROR ?= $(wildcard $(CURDIR)/../shared/data)
 
-.PHONY: setup lock deployments run test bench lint ui deploy report clean
+.PHONY: setup lock deployments run test test-deps bench lint ui deploy report serve clean
 
 setup: $(STAMP)
 
@@ -40,8 +40,17 @@ deployments: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mlpath run all --profile quick
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/pytest
+
+# System programs the tests drive that pip cannot install: Debian's prometheus (it scrapes the
+# sentiment API in tests/test_serving.py). Installed when missing and we are root.
+test-deps:
+	@command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; \
+	  else echo "prometheus is missing: as root, apt-get install prometheus (the scrape test needs it)" >&2; fi; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
@@ -54,6 +63,12 @@ notebooks: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tasks flows tests benchmarks notebooks
+
+# The sentiment API (Unit 13) on 127.0.0.1:$(SERVE_PORT): the registry's champion, or MLPATH_SERVE_MODEL.
+# infra/Dockerfile.api's ENTRYPOINT + CMD are this same command (tests/test_serving.py checks it).
+SERVE_PORT ?= 8000
+serve: $(STAMP)
+	$(BIN)/mlpath serve --port $(SERVE_PORT)
 
 # Prefect (server + worker, deployments applied) and MLflow UIs on MLPATH_HOME; Ctrl-C stops all.
 PREFECT_PORT ?= 4200

@@ -8,6 +8,11 @@ it (a failing batch is quarantined and triggers nothing), then, past the thresho
 training data of the unit's retraining deployment (``deployments/prefect.yaml``), which is started
 with ``run_deployment`` on the champion's parameters plus ``append_files`` and left to run on a
 worker. Its model becomes champion only if it beats the current one on the new holdout.
+
+``serving_drift_monitor`` watches the sentiment service instead (Unit 13): it reads the service's
+own drift report (its rolling window of served texts against the reference statistics saved when
+the model was registered) and, past the thresholds, starts Unit 11's retraining deployment. There is
+no labelled batch to append: the service sees no labels, so retraining reruns the fine-tuning.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from prefect import flow
 
 from pipeline.app.deploy import retraining_deployment
 from pipeline.drift import LABELLED_FILES, reference_split
+from pipeline.serving.monitoring import crossed
 from pipeline.units import get_unit
 from tasks.ingest import ingest
 from tasks.monitor import (
@@ -23,6 +29,7 @@ from tasks.monitor import (
     keep_batch,
     measure_drift,
     read_batch,
+    read_service_drift,
     trigger_retraining,
     validate_batch,
     with_batch,
@@ -74,4 +81,22 @@ def drift_monitor(unit: str, dataset: str | None = None, recent_path: str | None
                   + (f" with the batch appended to {labelled_file}" if retrain is not params else ""))
         outcome.update(triggered=True, retraining_parameters=parameters,
                        retraining_run_id=trigger_retraining(deployment, reason, parameters))
+    return outcome
+
+
+@flow(name="serving-drift-monitor", log_prints=True)
+def serving_drift_monitor(url: str, unit: str, psi_threshold: float = 0.2, coverage_drop: float = 0.05) -> dict:
+    """Read a service's drift report at ``url`` (the sentiment API) and, when a PSI is past ``psi_threshold``
+    or the vocabulary coverage fell by more than ``coverage_drop``, start ``unit``'s retraining
+    deployment (its defaults: the full fine-tuning). A report that cannot compare yet (too few texts,
+    no reference statistics) triggers nothing. Returns the report with ``triggered``, ``reasons``,
+    ``deployment`` and ``retraining_run_id``."""
+    deployment = retraining_deployment(unit)  # fails before any work if the unit has none
+    report = read_service_drift(url)
+    drifted, reasons = crossed(report, psi_threshold, coverage_drop)
+    outcome = {**report, "url": url, "unit": unit, "deployment": deployment, "psi_threshold": psi_threshold,
+               "coverage_drop": coverage_drop, "reasons": reasons, "triggered": False, "retraining_run_id": None}
+    if drifted:
+        reason = f"the sentiment service at {url} drifted: {'; '.join(reasons)}"
+        outcome.update(triggered=True, retraining_run_id=trigger_retraining(deployment, reason))
     return outcome

@@ -167,3 +167,21 @@ def trigger_retraining(deployment: str, reason: str, parameters: dict | None = N
     run = run_deployment(name=deployment, parameters=parameters, timeout=0, tags=[DRIFT_TAG])
     run_logger().info("started %s as flow run %s: %s", deployment, run.name, reason)
     return str(run.id)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 8], task_run_name="service-drift")
+def read_service_drift(url: str) -> dict:
+    """The sentiment service's ``GET <url>/monitoring/drift`` (its rolling window against the served
+    model's reference statistics), published as a markdown artifact."""
+    import httpx
+
+    response = httpx.get(f"{url.rstrip('/')}/monitoring/drift", timeout=30)
+    response.raise_for_status()
+    report = response.json()
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in report.get("metrics", {}).items() if isinstance(v, float))
+    create_markdown_artifact(f"## Service drift at {url}: {report['status']}\n\n{report['window']} texts in the "
+                             f"window; model {report.get('model')}.\n\n| statistic | value |\n|---|---|\n{rows}\n\n"
+                             + "\n".join(f"- {r}" for r in report.get("reasons", [])),
+                             key="drift-sentiment-service", description="sentiment service: drift report")
+    run_logger().info("service drift at %s: %s, drifted %s", url, report["status"], report.get("drifted"))
+    return report

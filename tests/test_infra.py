@@ -29,8 +29,9 @@ INFRA = REPO / "infra"
 COMPOSE = INFRA / "compose.yaml"
 ENV_EXAMPLE = INFRA / ".env.example"
 DOCKERFILE = INFRA / "Dockerfile"
-SERVICES = {"postgres", "prefect-server", "prefect-worker", "mlflow"}
-APP_SERVICES = SERVICES - {"postgres"}
+SERVICES = {"postgres", "prefect-server", "prefect-worker", "mlflow", "api", "prometheus", "grafana"}
+APP_SERVICES = {"prefect-server", "prefect-worker", "mlflow"}  # the mlpath image; the API has its own (Unit 13)
+MONITORING_MOUNTS = {"./prometheus.yml", "./grafana/provisioning", "./grafana/dashboards"}
 
 
 def _load_compose_env():
@@ -128,11 +129,12 @@ def test_services_volumes_and_dependencies(stack):
     healthy = {name: {dep for dep, cond in (spec.get("depends_on") or {}).items()
                       if cond["condition"] == "service_healthy"} for name, spec in services.items()}
     assert healthy == {"postgres": set(), "prefect-server": {"postgres"}, "mlflow": {"postgres"},
-                       "prefect-worker": {"prefect-server", "mlflow"}}
+                       "prefect-worker": {"prefect-server", "mlflow"}, "api": {"mlflow"}, "prometheus": set(),
+                       "grafana": {"prometheus"}}
     declared = set(stack["volumes"])
     used = {m.split(":")[0] for spec in services.values() for m in spec.get("volumes", [])}
     assert {"postgres-data", "mlflow-artifacts", "mlpath-home"} <= used
-    assert used - {"./initdb"} <= declared  # named volumes, no stray host paths
+    assert used - {"./initdb"} - MONITORING_MOUNTS <= declared  # named volumes, no stray host paths
     assert "./initdb:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
     for name in ("prefect-server", "mlflow"):  # published on loopback unless the user says otherwise
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name

@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--prefect-port", type=int, default=4200)
     ui.add_argument("--mlflow-port", type=int, default=5000)
     ui.add_argument("--no-deploy", action="store_true", help="keep schedule edits made in the UI")
+    serve = commands.add_parser("serve", help="the sentiment API (Unit 13) on localhost; Ctrl-C stops it",
+                                description="Serve mlpath-sentiment's champion (or --model) over HTTP. Every "
+                                            "setting can also come from MLPATH_SERVE_* variables.")
+    serve.add_argument("--port", type=int, default=None, help="default 8000 ($MLPATH_SERVE_PORT)")
+    serve.add_argument("--host", default=None, help="default 127.0.0.1 ($MLPATH_SERVE_HOST)")
+    serve.add_argument("--model", default=None, metavar="URI_OR_FOLDER",
+                       help="default models:/mlpath-sentiment@champion ($MLPATH_SERVE_MODEL)")
+    serve.add_argument("--no-batching", action="store_true", help="one inference per request (the baseline)")
     return parser
 
 
@@ -217,6 +225,17 @@ def cmd_ui(prefect_port: int, mlflow_port: int, deploy: bool) -> int:
     return start_ui(prefect_port, mlflow_port, deploy=deploy)
 
 
+def cmd_serve(port: int | None, host: str | None, model: str | None, batching: bool) -> int:
+    from pipeline.serving.config import ServingConfigError
+    from pipeline.serving.server import serve
+
+    try:
+        return serve(port=port, host=host, model=model, batching=None if batching else False)
+    except ServingConfigError as exc:
+        print(f"mlpath serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _home_ready(command: str) -> bool:
     """MLPATH_HOME writable and, if moved, re-rooted (`settings.prepare_home`); else one line on stderr."""
     from pipeline.settings import HomeError, prepare_home
@@ -233,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return cmd_list()
-    if args.command in ("results", "report", "ui") and not _home_ready(args.command):
+    if args.command in ("results", "report", "ui", "serve") and not _home_ready(args.command):
         return EXIT_FAILED
     if args.command == "run":
         return cmd_run(args.units, args.profile, args.assignments)
@@ -245,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_deploy(args.api_url)
     if args.command == "ui":
         return cmd_ui(args.prefect_port, args.mlflow_port, not args.no_deploy)
+    if args.command == "serve":
+        return cmd_serve(args.port, args.host, args.model, not args.no_batching)
     return cmd_results(args.json)
 
 

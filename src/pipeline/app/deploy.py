@@ -185,7 +185,37 @@ def render_prefect_yaml(units: tuple[UnitSpec, ...] | None = None) -> str:
                   f"    parameters: {{unit: {unit.id}, dataset: {monitor.dataset}, "
                   f"threshold: {monitor.threshold}}}",
                   f"    schedules: {_schedule(monitor.cron)}"]
+    lines += _service_monitor_lines(built)
     return "\n".join(lines) + "\n"
+
+
+def service_monitor_description(unit: UnitSpec) -> str:
+    m = unit.service_monitor
+    return (f"Drift monitor of {unit.id}'s service, {describe_cron(m.cron)}: reads {m.url}/monitoring/drift and, "
+            f"past PSI {m.psi_threshold} or a {m.coverage_drop} drop in vocabulary coverage, runs {m.retrains}'s "
+            f"retraining deployment `{retraining_name(m.retrains)}`. Set url to where the service runs.")
+
+
+def _service_monitor_lines(built: list[UnitSpec]) -> list[str]:
+    """A ``flows.monitoring:serving_drift_monitor`` deployment per built unit with a ``service_monitor``
+    whose retrained unit is built too."""
+    lines, ids = [], {unit.id for unit in built}
+    for unit in built:
+        m = unit.service_monitor
+        if m is None or m.retrains not in ids:
+            continue
+        lines += ["",
+                  "  # a service's drift monitor: reads its /monitoring/drift; past the thresholds, runs the",
+                  "  # retraining deployment of the unit that trains the served model",
+                  f"  - name: service-{unit.id}-{m.retrains}",
+                  '    entrypoint: "flows.monitoring:serving_drift_monitor"',
+                  f"    description: {json.dumps(service_monitor_description(unit), ensure_ascii=False)}",
+                  "    tags: [mlpath, monitoring]",
+                  "    work_pool: *pool",
+                  f"    parameters: {{url: {json.dumps(m.url)}, unit: {m.retrains}, psi_threshold: {m.psi_threshold}, "
+                  f"coverage_drop: {m.coverage_drop}}}",
+                  f"    schedules: {_schedule(m.cron)}"]
+    return lines
 
 
 def write_prefect_yaml(path: Path | None = None) -> Path:

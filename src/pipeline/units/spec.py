@@ -77,6 +77,22 @@ class DriftMonitor:
 
 
 @dataclass(frozen=True)
+class ServiceMonitor:
+    """Watch a running service's drift report (``url`` + ``/monitoring/drift``) and, past the thresholds,
+    run the retraining deployment of unit ``retrains`` (the unit that trains the served model)."""
+
+    url: str
+    retrains: str
+    psi_threshold: float = 0.2
+    coverage_drop: float = 0.05
+    cron: str = "15 * * * *"
+
+    def __post_init__(self):
+        if len(self.cron.split()) != _CRON_FIELDS:
+            raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {self.cron!r}")
+
+
+@dataclass(frozen=True)
 class UnitSpec:
     """One unit of the path, declared once.
 
@@ -90,7 +106,8 @@ class UnitSpec:
     ``sources`` the from-scratch source files (paths from the repository root) the site copies
     and links; ``quick`` what the quick profile changes besides the data (e.g. fewer epochs),
     None when nothing else changes. ``registered_model`` names the MLflow registered model when it
-    is not ``mlpath-<id>`` (a model served by name, e.g. ``mlpath-sentiment``).
+    is not ``mlpath-<id>`` (a model served by name, e.g. ``mlpath-sentiment``). ``service_monitor``
+    is a scheduled check of a serving unit's live drift report that retrains another unit.
     """
 
     id: str
@@ -114,6 +131,7 @@ class UnitSpec:
     sources: tuple[str, ...] = ()
     quick: str | None = None
     registered_model: str | None = None
+    service_monitor: ServiceMonitor | None = None
 
     def __post_init__(self):
         problems = []

@@ -1,0 +1,93 @@
+"""Unit 13: requests/s and p50/p99 latency of the sentiment API, with and without micro-batching.
+
+Each mode is its own `mlpath serve` process on a free loopback port (the command `make serve` and
+the container run); the load generator (httpx async clients, one connection each, one-text
+requests of SST-2 dev sentences) runs in this process, so it never shares a core's interpreter lock
+with the server. The served model is the registry's champion under MLPATH_HOME when there is one,
+else the base MiniLM with an untrained head (the same compute; the output says which). Goal on the
+2-core machine: micro-batching at 32 clients ≥ 3× the unbatched requests/s, with p99 ≤ 250 ms.
+
+    python -m benchmarks.serving            # BENCH_SERVING_REQUESTS (default 400) per level and mode
+
+BENCH_SERVING_THREADS sets the servers' torch threads (MLPATH_SERVE_TORCH_THREADS; default 1: on a
+2-core machine other jobs keep busy, two torch threads spin against each other and one-text requests
+slow down many times over).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from pipeline.serving.load import CONCURRENCY_LEVELS, free_port, run_load, wait_ready
+
+GOAL_SPEEDUP, GOAL_P99_MS = 3.0, 250.0
+
+
+def _model_folder(workdir: Path) -> tuple[Path, str]:
+    """The champion fetched from the registry, else the base model with an untrained head, saved."""
+    from pipeline.lessons.serving import base_untrained
+    from pipeline.models.sentiment import SentimentModelError
+    from pipeline.serving.fetch import fetch_model
+
+    try:
+        return fetch_model("models:/mlpath-sentiment@champion", workdir / "champion"), \
+            "mlpath-sentiment@champion (from the registry under MLPATH_HOME)"
+    except SentimentModelError:
+        pass
+    except Exception as error:  # noqa: BLE001 - no registry or no champion: fall back, and say so
+        print(f"(no champion: {type(error).__name__}: {str(error)[:120]})")
+    return base_untrained().save(workdir / "base"), "base MiniLM with an untrained head (no champion registered)"
+
+
+def _serve(folder: Path, batching: bool, port: int, log: Path, threads: str | None) -> subprocess.Popen:
+    argv = [str(Path(sys.executable).parent / "mlpath"), "serve", "--port", str(port), "--model", str(folder)]
+    env = {**os.environ, **({"MLPATH_SERVE_TORCH_THREADS": threads} if threads else {})}
+    return subprocess.Popen(argv + ([] if batching else ["--no-batching"]), stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, env=env)
+
+
+def main() -> list[dict]:
+    from pipeline.data import load_dataset
+    from pipeline.settings import configure_environment
+
+    configure_environment()
+    n_requests = int(os.environ.get("BENCH_SERVING_REQUESTS", "400"))
+    threads = os.environ.get("BENCH_SERVING_THREADS", "1")
+    texts = load_dataset("sst2", "full").splits["dev"]["sentence"].tolist()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mlpath-bench-serving-") as tmp:
+        folder, which = _model_folder(Path(tmp))
+        print(f"\nServing benchmark — model: {which}; {n_requests} one-text requests per level, loopback, "
+              f"{os.cpu_count()} CPUs, torch threads {threads or 'default'}, load average {os.getloadavg()[0]:.1f}")
+        for batching in (False, True):
+            port = free_port()
+            server = _serve(folder, batching, port, Path(tmp) / f"serve-{batching}.log", threads)
+            try:
+                wait_ready(f"http://127.0.0.1:{port}", timeout=180, process=server)
+                for concurrency in CONCURRENCY_LEVELS:
+                    result = run_load(f"http://127.0.0.1:{port}", texts, concurrency, n_requests, warmup=16)
+                    rows.append({"mode": "micro-batching" if batching else "unbatched", **result.as_dict()})
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    print(f"{'mode':<16}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for r in rows:
+        print(f"{r['mode']:<16}{r['concurrency']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+              f"{r['errors']:>8}")
+    top = max(CONCURRENCY_LEVELS)
+    batched = next(r for r in rows if r["mode"] == "micro-batching" and r["concurrency"] == top)
+    plain = next(r for r in rows if r["mode"] == "unbatched" and r["concurrency"] == top)
+    speedup = batched["rps"] / plain["rps"]
+    met = speedup >= GOAL_SPEEDUP and batched["p99_ms"] <= GOAL_P99_MS
+    print(f"at {top} clients: micro-batching {batched['rps']:.1f} req/s vs {plain['rps']:.1f} unbatched = "
+          f"x{speedup:.2f}, p99 {batched['p99_ms']:.0f} ms (goal x{GOAL_SPEEDUP:.0f}, p99 <= {GOAL_P99_MS:.0f} ms: "
+          f"{'met' if met else 'NOT met'}); load average now {os.getloadavg()[0]:.1f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
