@@ -20,7 +20,8 @@ from tasks.validate import ingest_validated
 
 @flow(name="capstone", log_prints=True)
 def capstone(params: CapstoneParams = CapstoneParams()) -> dict:
-    unit11 = unit11_finetuning(system.unit11_params(params))  # ingest → validate → fine-tune → … → register
+    # ingest → validate → fine-tune → … → register; in the whole path Unit 11 has just done it
+    unit11 = unit11_finetuning(system.unit11_params(params)) if params.fine_tune else system.NOT_FINE_TUNED
     sst2 = ingest_validated("sst2", params)
     texts, labels = serving.dev_texts(sst2.splits, params.smoke_texts, params.seed)
     champion = train_with("champion", system.champion_version)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
-from pipeline.params import build_params
+from pipeline.params import build_params, in_path_params
 from pipeline.units import get_unit, resolve_selection
 
 
@@ -46,7 +46,7 @@ def learning_path(units: list[str] | None = None, profile: Literal["quick", "ful
     Returns one outcome per unit: status, primary metric and model version, or the error.
     """
     unit_ids = [unit.id for unit in resolve_selection(units or ["all"])]
-    params = build_params(unit_ids, profile, overrides or {})
+    params = in_path_params(unit_ids, build_params(unit_ids, profile, overrides or {}), overrides or {})
     logger = get_run_logger()
     outcomes = []
     PROGRESS.start(_flow_run_id(), unit_ids, outcomes)

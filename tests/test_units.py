@@ -197,3 +197,16 @@ def test_parameters_from_json_still_pass():
 def test_one_cv_fold_is_refused_alike_by_every_unit(unit_id):
     with pytest.raises(ParameterError, match=f"{unit_id}: cv_folds: .*cv_folds=1 is no cross-validation"):
         build_params([unit_id], "quick", {"cv_folds": 1})
+
+
+def test_in_path_overrides_apply_only_after_the_units_they_name():
+    from pipeline.params import in_path_params
+
+    def capstone_fine_tunes(unit_ids: list[str], overrides: dict) -> bool:
+        built = in_path_params(unit_ids, build_params(unit_ids, "quick", overrides), overrides)
+        return built["capstone"].fine_tune
+
+    assert capstone_fine_tunes(["capstone"], {})  # alone: it fine-tunes first
+    assert capstone_fine_tunes(["capstone", "unit11"], {})  # Unit 11 runs after it: no champion yet
+    assert not capstone_fine_tunes(["unit11", "capstone"], {})  # the path: serve what Unit 11 registered
+    assert capstone_fine_tunes(["unit11", "capstone"], {"fine_tune": True})  # the user's --set wins

@@ -147,3 +147,19 @@ def build_params(unit_ids: list[str], profile: str, overrides: dict[str, Any]) -
             problems = "; ".join(_problem(e) for e in exc.errors())
             raise ParameterError(f"{uid}: {problems}") from None
     return built
+
+
+def in_path_params(unit_ids: list[str], params: dict[str, UnitParams],
+                   overrides: dict[str, Any]) -> dict[str, UnitParams]:
+    """``params`` with each unit's ``in_path`` overrides applied where every unit it names runs
+    before it in ``unit_ids`` (the user's own ``overrides`` win)."""
+    from pipeline.units import get_unit
+
+    updated = dict(params)
+    for index, uid in enumerate(unit_ids):
+        in_path = get_unit(uid).in_path
+        if in_path is None or not set(in_path.after) <= set(unit_ids[:index]):
+            continue
+        changes = {k: v for k, v in in_path.overrides if k not in overrides}
+        updated[uid] = type(params[uid]).model_validate({**params[uid].model_dump(), **changes})
+    return updated

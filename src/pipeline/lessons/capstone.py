@@ -20,6 +20,8 @@ from pipeline.audit import AuditReport
 from pipeline.units.unit11_finetuning import Unit11Params
 
 CHAMPION_URI = "models:/mlpath-sentiment@champion"
+# Unit 11's outcome when the capstone serves the champion without fine-tuning first (fine_tune=false).
+NOT_FINE_TUNED = {"status": "skipped", "reason": "fine_tune=false: serving the champion already registered"}
 
 
 def unit11_params(params) -> Unit11Params:
@@ -68,8 +70,13 @@ def audit_system(unit11: dict, champion: dict, smoke_result: Smoke, n_texts: int
     """The system's checks: Unit 11 registered, a champion exists and is what the API serves, the
     smoke batch is answered whole, the drift report compares, served = in-process predictions."""
     report = AuditReport("sentiment system")
-    report.add("Unit 11 ran and registered", unit11.get("status") == "succeeded" and unit11.get("version"),
-               f"{unit11.get('model_name')} v{unit11.get('version')} @{unit11.get('alias')}: {unit11.get('reason')}")
+    if unit11.get("status") == "skipped":
+        report.add("Unit 11 not run (fine_tune=false)", champion["version"] is not None,
+                   f"{unit11.get('reason')}: v{champion['version']}")
+    else:
+        report.add("Unit 11 ran and registered", unit11.get("status") == "succeeded" and unit11.get("version"),
+                   f"{unit11.get('model_name')} v{unit11.get('version')} @{unit11.get('alias')}: "
+                   f"{unit11.get('reason')}")
     report.add("a champion is registered", champion["version"] is not None,
                f"mlpath-sentiment@champion = v{champion['version']}")
     report.add("the API is ready with the champion", smoke_result.ready.get("ready") is True,
@@ -100,8 +107,10 @@ def report_markdown(unit11: dict, champion: dict, served_source: str, smoke_resu
     return "\n".join([
         "# Capstone: the sentiment system end to end",
         "",
-        f"Profile **{profile}**. Unit 11 registered `{unit11.get('model_name')}` v{unit11.get('version')} "
-        f"as @{unit11.get('alias')} (dev accuracy {unit11.get('value', float('nan')):.4f}; {unit11.get('reason')}).",
+        f"Profile **{profile}**. " + (
+            f"Unit 11 was not run ({unit11.get('reason')})." if unit11.get("status") == "skipped" else
+            f"Unit 11 registered `{unit11.get('model_name')}` v{unit11.get('version')} as @{unit11.get('alias')} "
+            f"(dev accuracy {unit11.get('value', float('nan')):.4f}; {unit11.get('reason')})."),
         f"Served: {served_source}, the champion v{champion['version']}.",
         "",
         f"Smoke batch: {len(smoke_result.predictions)} dev sentences in one `POST /predict`, answered in "

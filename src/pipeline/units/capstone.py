@@ -3,7 +3,7 @@
 from pydantic import Field
 
 from pipeline.params import UnitParams
-from pipeline.units.spec import Experiment, Schedule, UnitSpec
+from pipeline.units.spec import Experiment, PathOverrides, Schedule, UnitSpec
 
 
 class CapstoneParams(UnitParams):
@@ -13,6 +13,8 @@ class CapstoneParams(UnitParams):
     epochs: int | None = Field(None, ge=1, le=10, description="fine-tuning epochs passed to Unit 11 (None: its "
                                                               "profile's)")
     smoke_texts: int = Field(64, ge=8, le=64, description="dev sentences in the smoke batch (one POST /predict)")
+    fine_tune: bool = Field(True, description="run Unit 11's flow first; false: serve the champion already "
+                                              "registered (the whole path does, right after Unit 11)")
 
 
 SPEC = UnitSpec(
@@ -54,6 +56,8 @@ SPEC = UnitSpec(
         "Every stage leaves evidence: a validated data version, an MLflow run with the git commit, a model "
         "version with its alias, the API's metrics and its drift report.",
     ),
+    # In the whole path Unit 11 has just fine-tuned and registered: serve its champion, don't train twice.
+    in_path=PathOverrides(after=("unit11",), overrides=(("fine_tune", False),)),
     sources=("flows/capstone.py", "src/pipeline/lessons/capstone.py", "src/pipeline/serving/app.py",
              "flows/unit11_finetuning.py", "flows/monitoring.py"),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.params import UnitParams
 
@@ -51,6 +52,11 @@ class Experiment:
         return f"mlpath run {unit_id} --profile {profile} {sets}"
 
 
+def _check_cron(cron: str) -> None:
+    if len(cron.split()) != _CRON_FIELDS:
+        raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {cron!r}")
+
+
 @dataclass(frozen=True)
 class Schedule:
     """When a unit retrains: a cron string in UTC ("0 2 * * 1" is Mondays at 02:00).
@@ -63,8 +69,7 @@ class Schedule:
     why: str = ""
 
     def __post_init__(self):
-        if len(self.cron.split()) != _CRON_FIELDS:
-            raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {self.cron!r}")
+        _check_cron(self.cron)
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,17 @@ class ServiceMonitor:
     cron: str = "15 * * * *"
 
     def __post_init__(self):
-        if len(self.cron.split()) != _CRON_FIELDS:
-            raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {self.cron!r}")
+        _check_cron(self.cron)
+
+
+@dataclass(frozen=True)
+class PathOverrides:
+    """Parameters a unit takes when the whole path (``learning_path``) has just run every unit in
+    ``after`` before it: e.g. the capstone serves the champion Unit 11 registered a minute ago instead
+    of fine-tuning again. A user's own ``--set`` for the same key wins."""
+
+    after: tuple[str, ...]
+    overrides: tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,7 @@ class UnitSpec:
     None when nothing else changes. ``registered_model`` names the MLflow registered model when it
     is not ``mlpath-<id>`` (a model served by name, e.g. ``mlpath-sentiment``). ``service_monitor``
     is a scheduled check of a serving unit's live drift report that retrains another unit.
+    ``in_path`` are the parameters the unit takes inside the whole path, after the units it names.
     """
 
     id: str
@@ -132,6 +147,7 @@ class UnitSpec:
     quick: str | None = None
     registered_model: str | None = None
     service_monitor: ServiceMonitor | None = None
+    in_path: PathOverrides | None = None
 
     def __post_init__(self):
         problems = []
