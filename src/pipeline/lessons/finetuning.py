@@ -44,9 +44,8 @@ UNTRAINED = "(a) base model + untrained head"
 PROBE = "(b) frozen encoder + logistic regression"
 TFIDF = "(c) TF-IDF + logistic regression"
 FINE_TUNED = "(d) full fine-tuning"
-LORA = "(e) LoRA (r=8, query/value)"
+LORA = "(e) LoRA (query/value)"  # its rank: Settings.lora_r, in the run's meta
 ZERO_SHOT = "zero-shot: nearest label prompt"
-ROWS = (UNTRAINED, PROBE, TFIDF, FINE_TUNED, LORA)
 CLASS_NAMES = LABELS
 MAX_LENGTH = 128  # tokens; SST-2's longest sentence has about 70 word pieces
 LORA_TARGETS = ("query", "value")
@@ -85,11 +84,13 @@ class Settings:
 
 # Quick: a smoke run in about a minute on 2 idle cores (it registers a champion; its accuracy means
 # little). Full: all 67,349 training phrases for full fine-tuning, whole dev and test; LoRA and the
-# probe on at most 20,000 of them. ``train_size`` caps all three.
+# probe on at most 20,000 of them. ``train_size`` caps all three. Learning rate 1e-4, not BERT-base's
+# usual 2e-5 to 5e-5: this small encoder (6 layers, 384 wide) learns faster with it (one epoch on the
+# same 8,000 phrases: 0.854 dev at 1e-4 against 0.837 at 5e-5); 1e-3 collapses (the "try next" row).
 SETTINGS = {
     "quick": Settings(train_size=256, dev_size=300, test_size=300, epochs=1, lr=1e-4, batch_size=16, lora_lr=2e-3,
                       lora_r=8, lora_train_size=256, probe_train_size=256, eval_each_epoch=False),
-    "full": Settings(train_size=None, dev_size=None, test_size=None, epochs=2, lr=5e-5, batch_size=32, lora_lr=1e-3,
+    "full": Settings(train_size=None, dev_size=None, test_size=None, epochs=2, lr=1e-4, batch_size=32, lora_lr=1e-3,
                      lora_r=8, lora_train_size=20000, probe_train_size=20000, eval_each_epoch=True),
 }
 
@@ -402,8 +403,10 @@ def _fit_baselines(base: BaseModel, data: TextData, config: Settings, seed: int)
     probe_rows = subset(data.train, config.probe_train_size, seed)
     start = time.perf_counter()
     probe = FrozenProbe(encoder).fit(*probe_rows)
-    out[PROBE] = Trained(probe, probe.probe_.coef_.size + probe.probe_.intercept_.size, total + trainable_head,
-                         time.perf_counter() - start, len(probe_rows[0]))
+    n_probe = probe.probe_.coef_.size + probe.probe_.intercept_.size
+    # the encoder without its (unused) classification head, plus the probe's own weights
+    out[PROBE] = Trained(probe, n_probe, total - trainable_head + n_probe, time.perf_counter() - start,
+                         len(probe_rows[0]))
     start = time.perf_counter()
     tfidf = tfidf_baseline().fit(*data.train)
     n_weights = tfidf.named_steps["logreg"].coef_.size + tfidf.named_steps["logreg"].intercept_.size
@@ -475,7 +478,9 @@ def _fine_tune(base: BaseModel, data: TextData, config: Settings, seed: int, *, 
             eval_strategy="epoch" if dev_set is not None else "no", save_strategy="no",
             logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 10), report_to="none",
             use_cpu=not torch.cuda.is_available(), seed=seed, data_seed=seed, disable_tqdm=True,
-            dataloader_num_workers=0)
+            dataloader_num_workers=0,
+            # batches of phrases of like length: dynamic padding then pads little (2.2x faster here)
+            train_sampling_strategy="group_by_length")
         trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=dev_set,
                           data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
                           compute_metrics=_accuracy if dev_set is not None else None)

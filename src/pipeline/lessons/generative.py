@@ -497,7 +497,8 @@ def ddpm_figures(ddpm: DDPMRun, X_test: np.ndarray, samples: Samples, seed: int)
     columns = [x0]
     for t in ts:
         noise = torch.randn(x0.shape, generator=generator)
-        columns.append(q_sample(ddpm.schedule, x0, torch.full((len(x0),), min(t, T - 1), dtype=torch.long), noise))
+        # x_t (paper's t, 1..T) is index t - 1 of the schedule
+        columns.append(q_sample(ddpm.schedule, x0, torch.full((len(x0),), t - 1, dtype=torch.long), noise))
     forward = [((torch.stack([c[i, 0] for c in columns]).clamp(-1, 1) + 1) / 2).numpy() for i in range(4)]
     order = sorted(samples.reverse, reverse=True)
     reverse = [np.stack([samples.reverse[t][i] for t in order]) for i in range(min(4, SNAPSHOTS))]

@@ -36,6 +36,10 @@ class SentimentModelError(ValueError):
     """A folder or an input a SentimentModel cannot use."""
 
 
+class ModelNotRegisteredError(SentimentModelError):
+    """The registry holds no model (or no such alias) at the URI asked for."""
+
+
 def as_texts(X: Any) -> list[str]:
     """The texts of ``X``: a list/tuple/array of str, a pandas Series, or a DataFrame with a
     ``text`` column (or a single column). Anything else, or a non-string item, is an error."""
@@ -204,8 +208,14 @@ def load_registered(uri: str = f"models:/{REGISTERED_NAME}@champion") -> Sentime
     try:
         path = mlflow.artifacts.download_artifacts(uri)
     except MlflowException as error:
-        raise SentimentModelError(f"no model at {uri} ({error.message}); run `mlpath run unit11` to register "
-                                  "one") from error
+        # Only "does not exist" means nothing is registered; an unreachable server or a broken
+        # artifact is another failure, which no caller should take for an empty registry.
+        # (MLflow 3 reports a missing alias as INVALID_PARAMETER_VALUE "...alias champion not found.")
+        missing = error.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+            error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in error.message)
+        raise (ModelNotRegisteredError if missing else SentimentModelError)(
+            f"no model at {uri} ({error.message}); run `mlpath run unit11` to register one" if missing
+            else f"could not fetch {uri}: {error.message}") from error
     return load_model_folder(path)
 
 
