@@ -138,12 +138,13 @@ def sentence_attention(model: TorchClassifier, vocab: Vocabulary, sentence: str 
 
 def attention_heads_figure(words: list[str], weights: np.ndarray, title: str = ""):
     """One heatmap per head: queries down, keys across."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n_heads = len(weights)
     cols = min(n_heads, 2)
     rows = -(-n_heads // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.9 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.9 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for head, ax in enumerate(axes.flat):
         if head >= n_heads:
             ax.axis("off")
@@ -162,14 +163,15 @@ def attention_heads_figure(words: list[str], weights: np.ndarray, title: str = "
 
 def causal_mask_figure(n: int = 8, seed: int = 0):
     """The causal mask and the weights it leaves for random queries and keys."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from pipeline.scratch.attention import scaled_dot_product_attention
 
     rng = np.random.default_rng(seed)
     q, k = rng.normal(size=(2, n, 16))
     _, weights = scaled_dot_product_attention(q, k, np.eye(n, 16), causal=True)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.8))
+    fig = Figure(figsize=(8.4, 3.8))
+    (left, right) = fig.subplots(1, 2)
     left.imshow(causal_mask(n), cmap="Greys_r", vmin=0, vmax=1)
     left.set_title("causal mask (white = may attend)", fontsize=9)
     im = right.imshow(weights, cmap="viridis", vmin=0, vmax=1)
@@ -183,16 +185,18 @@ def causal_mask_figure(n: int = 8, seed: int = 0):
 
 def positional_encoding_figures(n_positions: int = MAX_LEN, d_model: int = 64) -> dict:
     """The encoding matrix and its position-by-position similarity."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     pe = sinusoidal_positional_encoding(n_positions, d_model)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     im = ax.imshow(pe, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
     ax.set_xlabel("dimension")
     ax.set_ylabel("position")
     ax.set_title(f"Sinusoidal positional encoding ({n_positions} positions × {d_model} dimensions)")
     fig.colorbar(im, ax=ax)
-    sim, sim_ax = plt.subplots(figsize=(5, 4.2))
+    sim = Figure(figsize=(5, 4.2))
+    sim_ax = sim.subplots()
     im = sim_ax.imshow(pe @ pe.T, cmap="viridis")
     sim_ax.set_xlabel("position")
     sim_ax.set_ylabel("position")

@@ -529,9 +529,10 @@ def loss_history(history: list[dict]) -> list[dict]:
 
 
 def comparison_figure(table: pd.DataFrame):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
     for name, row in table.iterrows():
         x = max(int(row["trainable_params"]), 1)
         ax.scatter(x, row["dev_accuracy"], s=40)
@@ -548,9 +549,10 @@ def comparison_figure(table: pd.DataFrame):
 
 
 def training_loss_figure(histories: dict[str, list[dict]]):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
     for name, history in histories.items():
         steps = [r["epoch"] for r in history if "loss" in r]
         ax.plot(steps, [r["loss"] for r in history if "loss" in r], marker=".", label=name)
@@ -563,11 +565,12 @@ def training_loss_figure(histories: dict[str, list[dict]]):
 
 
 def templates_figure(templates: pd.DataFrame):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     labels = [f"{t.format(n)} / {t.format(p)}" for t, n, p in
               zip(templates["template"], templates["negative"], templates["positive"], strict=True)]
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.subplots()
     ax.barh(labels[::-1], templates["dev_accuracy"].to_numpy()[::-1])
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel("zero-shot dev accuracy")

@@ -170,9 +170,10 @@ def exploding_runs(updates: int = 40, steps: int = 40, radius: float = 1.8, clip
 
 
 def gradient_figure(norms: pd.DataFrame):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     labels = {"rnn": "vanilla RNN (tanh)", "lstm": "LSTM (forget bias 1)", "gru": "GRU"}
     for name, label in labels.items():
         ax.semilogy(norms["t"], norms[name], label=label)
@@ -184,9 +185,10 @@ def gradient_figure(norms: pd.DataFrame):
 
 
 def exploding_figure(runs: pd.DataFrame):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for (run, rows), style in zip(runs.groupby("run", sort=False), ({"marker": "o", "markersize": 8},
                                                                     {"marker": ".", "linestyle": "--"}), strict=False):
         finite = rows.replace([np.inf, -np.inf], np.nan)
@@ -294,10 +296,11 @@ def char_history(lm: CharLM) -> pd.DataFrame:
 
 
 def char_curve_figure(lm: CharLM, target: float = 1.60):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     table = char_history(lm)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot(table["epoch"], table["train_nats"], marker="o", label="train")
     ax.plot(table["epoch"], table["val_nats"], marker="o", label="validation")
     ax.axhline(target, linestyle="--", color="grey", label=f"target {target:.2f}")
@@ -505,9 +508,10 @@ def price_verdict(test_table: pd.DataFrame, X_test, y_test, predictions: dict) -
 
 
 def price_figure(windows: PriceWindows, predictions: dict, last_days: int = 60):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
+    fig = Figure(figsize=(12, 4))
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 1]})
     for ax, days in zip(axes, (len(windows.y_test), last_days), strict=True):
         dates = windows.dates_test[-days:]
         ax.plot(dates, windows.y_test[-days:], color="black", linewidth=1.5, label="actual close")

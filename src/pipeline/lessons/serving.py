@@ -331,9 +331,10 @@ def unit_metrics(load: pd.DataFrame, check: DriftCheck, served_score: np.ndarray
 
 def figures(load: pd.DataFrame, check: DriftCheck) -> dict[str, bytes]:
     """The unit's figures as PNG bytes, named as in ``CAPTIONS``."""
-    import matplotlib.pyplot as plt  # the backend is chosen by pipeline.plots, imported above
+    from matplotlib.figure import Figure
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    (left, right) = fig.subplots(1, 2)
     for mode, rows in load.groupby("mode", sort=False):
         left.plot(rows["concurrency"], rows["rps"], marker="o", label=mode)
         right.plot(rows["concurrency"], rows["p99_ms"], marker="o", label=mode)
@@ -349,7 +350,8 @@ def figures(load: pd.DataFrame, check: DriftCheck) -> dict[str, bytes]:
     fig.tight_layout()
     made = {"throughput_latency": fig}
 
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.subplots()
     names = list(check.length_shares)
     width = 0.8 / len(names)
     bins = np.arange(len(check.length_shares["reference"]))

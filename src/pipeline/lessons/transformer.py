@@ -327,10 +327,11 @@ def lm_metrics(runs: dict[str, LMRun]) -> dict[str, float]:
 
 def seq2seq_figure(history: list[dict[str, float]]):
     """Loss and validation exact match per epoch."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     frame = pd.DataFrame(history)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    (left, right) = fig.subplots(1, 2)
     left.plot(frame["epoch"], frame["train_loss"], label="train")
     left.plot(frame["epoch"], frame["val_loss"], label="validation")
     left.set(xlabel="epoch", ylabel="label-smoothed cross-entropy", title="Loss")
@@ -342,9 +343,10 @@ def seq2seq_figure(history: list[dict[str, float]]):
 
 
 def learning_rate_figure(lrs: list[float]):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     ax.plot(np.arange(1, len(lrs) + 1), lrs)
     ax.set(xlabel="update", ylabel="learning rate", title="Warm-up, then 1/√step")
     fig.tight_layout()
@@ -352,9 +354,10 @@ def learning_rate_figure(lrs: list[float]):
 
 
 def lm_figure(runs: dict[str, LMRun]):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig = Figure(figsize=(6, 3.8))
+    ax = fig.subplots()
     for run in runs.values():
         frame = pd.DataFrame(run.history)
         ax.plot(frame["train_seconds"], frame["val_loss"], marker=".", label=f"{run.name}, {run.parameters:,} params")

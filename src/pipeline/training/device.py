@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -74,6 +75,10 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+_one_thread_lock = threading.Lock()
+_one_thread_users, _threads_before = 0, 1
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Torch on one CPU thread inside the block, the previous setting restored after it.
@@ -83,9 +88,19 @@ def one_thread() -> Iterator[None]:
     (Unit 9's quick char LSTM: 4 s of CPU on one thread, over a minute on two; the paper's quick
     seq2seq run 30x slower).
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _one_thread_users, _threads_before
+    # Units of the whole path may overlap in threads of one process, and torch's thread count is
+    # process-wide: the first block in sets one thread, the last one out restores the setting, so
+    # no block's thread count changes under it.
+    with _one_thread_lock:
+        if _one_thread_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _one_thread_lock:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_threads_before)
