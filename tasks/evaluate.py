@@ -54,10 +54,12 @@ def _audit_fairness(name: str, results: dict, sensitive, seed: int, max_dp: floa
     raise_for_failures(report)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="validation-curve-{param_name}")
-def validation_curve(model, X, y, param_name: str, param_range: list, cv: int, seed: int):
-    """Train and CV score across one hyper-parameter: the bias–variance picture."""
-    return validation_curve_table(model, X, y, param_name, param_range, cv=cv, seed=seed)
+@task(cache_policy=NO_CACHE, task_run_name="validation-curve-{param_name}-{param_range}")
+def validation_curve(model, split: Split, param_name: str, param_range: list, cv: int, seed: int):
+    """Train and CV score across one hyper-parameter on the training rows: the bias–variance
+    picture. Each value's scores depend only on the value and the seeded folds, so the curve can be
+    computed a value per task (`tasks.fanout.validation_curve_each`) with the same numbers."""
+    return validation_curve_table(model, split.X_train, split.y_train, param_name, param_range, cv=cv, seed=seed)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="imbalance-example")

@@ -71,6 +71,34 @@ def test_unknown_profile_exits_2(capsys):
     assert "choose from 'quick', 'full'" in capsys.readouterr().err
 
 
+def test_runner_is_a_setting_checked_before_anything_starts(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "unit01", "--runner", "ray"])
+    assert exc.value.code == 2 and "choose from 'threads', 'dask', 'sequential'" in capsys.readouterr().err
+    monkeypatch.setenv("MLPATH_TASK_RUNNER", "ray")
+    assert main(["run", "unit01"]) == 2
+    assert "MLPATH_TASK_RUNNER='ray': choose one of threads, dask, sequential" in capsys.readouterr().err
+    monkeypatch.setenv("MLPATH_PATH_CONCURRENCY", "none")
+    assert main(["run", "unit01", "--runner", "dask"]) == 2  # the flag replaced the variable for the run
+    assert "MLPATH_PATH_CONCURRENCY='none': expected a whole number >= 1" in capsys.readouterr().err
+    assert os.environ["MLPATH_TASK_RUNNER"] == "ray"  # and only for the run
+
+
+def test_an_interrupted_summary_lists_every_unit_that_was_running(capsys):
+    from flows.learning_path import Progress
+    from pipeline.app.cli import _print_interrupted
+
+    progress = Progress()
+    progress.start("run-id", ["unit01", "unit02", "unit04", "unit05"], [
+        {"unit": "unit01", "status": "succeeded", "primary_metric": "test_accuracy", "value": 1.0}])
+    progress.running = ["unit02", "unit04"]
+    _print_interrupted("quick", progress.units, progress, "interrupted by SIGINT (Ctrl-C)")
+    out, err = capsys.readouterr()
+    assert out.count("interrupted by SIGINT") == 2 and "unit02" in out and "unit04" in out
+    assert progress.current == "unit02"
+    assert err.strip() == "mlpath run interrupted by SIGINT (Ctrl-C); not run: unit05"
+
+
 def test_run_table_says_why_a_version_is_challenger_and_shows_errors_only_on_failure():
     won = {"unit": "unit01", "status": "succeeded", "primary_metric": "test_accuracy", "value": 1.0,
            "version": "2", "alias": "challenger", "reason": "tied champion v1 at 1.0000 (quick)",

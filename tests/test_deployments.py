@@ -234,7 +234,7 @@ def test_deployments_are_listed_with_schedules(stack):
     services, names = stack
     retraining = {retraining_deployment(unit.id) for unit in implemented_units()}
     assert {"unit01-pca/retrain-unit01", "unit06-evaluation/retrain-unit06", "paper/retrain-paper"} <= retraining
-    assert set(names) == retraining | {"learning-path/full", "drift-monitor/titanic-unit06",
+    assert set(names) == retraining | {"learning-path/full", "learning-path/full-dask", "drift-monitor/titanic-unit06",
                                        "serving-drift-monitor/service-unit13-unit11"}
     with _client() as client:
         unit06 = client.read_deployment_by_name("unit06-evaluation/retrain-unit06")

@@ -29,8 +29,10 @@ INFRA = REPO / "infra"
 COMPOSE = INFRA / "compose.yaml"
 ENV_EXAMPLE = INFRA / ".env.example"
 DOCKERFILE = INFRA / "Dockerfile"
-SERVICES = {"postgres", "prefect-server", "prefect-worker", "mlflow", "api", "prometheus", "grafana"}
-APP_SERVICES = {"prefect-server", "prefect-worker", "mlflow"}  # the mlpath image; the API has its own (Unit 13)
+SERVICES = {"postgres", "prefect-server", "prefect-worker", "mlflow", "dask-scheduler", "dask-worker", "api",
+            "prometheus", "grafana"}
+# the mlpath image; the API has its own (Unit 13)
+APP_SERVICES = {"prefect-server", "prefect-worker", "mlflow", "dask-scheduler", "dask-worker"}
 MONITORING_MOUNTS = {"./prometheus.yml", "./grafana/provisioning", "./grafana/dashboards"}
 
 
@@ -129,7 +131,9 @@ def test_services_volumes_and_dependencies(stack):
     healthy = {name: {dep for dep, cond in (spec.get("depends_on") or {}).items()
                       if cond["condition"] == "service_healthy"} for name, spec in services.items()}
     assert healthy == {"postgres": set(), "prefect-server": {"postgres"}, "mlflow": {"postgres"},
-                       "prefect-worker": {"prefect-server", "mlflow"}, "api": {"mlflow"}, "prometheus": set(),
+                       "prefect-worker": {"prefect-server", "mlflow", "dask-scheduler"},
+                       "dask-scheduler": set(), "dask-worker": {"dask-scheduler", "prefect-server"},
+                       "api": {"mlflow"}, "prometheus": set(),
                        "grafana": {"prometheus"}}
     declared = set(stack["volumes"])
     used = {m.split(":")[0] for spec in services.values() for m in spec.get("volumes", [])}
@@ -138,7 +142,24 @@ def test_services_volumes_and_dependencies(stack):
     assert "./initdb:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
     for name in ("prefect-server", "mlflow"):  # published on loopback unless the user says otherwise
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
-    assert not any("ports" in services[name] for name in ("postgres", "prefect-worker"))
+    assert not any("ports" in services[name] for name in ("postgres", "prefect-worker", "dask-scheduler",
+                                                           "dask-worker"))
+
+
+def test_dask_cluster_serves_the_workers_runs(stack):
+    """A scheduler and two single-threaded workers that reach the Prefect server and the data the
+    flow run reads; the Prefect worker's runs find the scheduler by MLPATH_DASK_ADDRESS."""
+    services = stack["services"]
+    scheduler, workers = services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["entrypoint"] + scheduler["command"][:3] == ["dask", "scheduler", "--port", "8786"]
+    command = workers["entrypoint"] + workers["command"]
+    assert command[:3] == ["dask", "worker", "tcp://dask-scheduler:8786"]
+    assert command[command.index("--nthreads") + 1] == "1" and workers["deploy"]["replicas"] == 2
+    runs = services["prefect-worker"]["environment"]
+    assert runs["MLPATH_DASK_ADDRESS"] == "tcp://dask-scheduler:8786"
+    for key in ("PREFECT_API_URL", "MLPATH_HOME", "MLPATH_DATA_MIRROR", "PREFECT_HOME"):
+        assert workers["environment"][key] == runs[key], key
+    assert set(workers["volumes"]) == set(services["prefect-worker"]["volumes"])
 
 
 def test_servers_use_postgres_and_the_worker_the_process_pool(stack, env_example):

@@ -47,6 +47,52 @@ def artifact_root() -> Path:
     return mlpath_home() / "mlartifacts"
 
 
+TASK_RUNNERS = ("threads", "dask", "sequential")
+
+
+class SettingError(ValueError):
+    """An ``MLPATH_*`` variable holds a value mlpath cannot use; the message names it and the choices."""
+
+
+def task_runner_name() -> str:
+    """Where a run's submitted tasks go, ``$MLPATH_TASK_RUNNER``: "threads" (default: one process,
+    a thread per task), "dask" (prefect-dask's DaskTaskRunner: the scheduler at
+    ``$MLPATH_DASK_ADDRESS``, else a local cluster of worker processes) or "sequential" (one task
+    at a time, the baseline the fan-out benchmark compares against)."""
+    name = os.environ.get("MLPATH_TASK_RUNNER", "threads").strip().lower() or "threads"
+    if name not in TASK_RUNNERS:
+        raise SettingError(f"MLPATH_TASK_RUNNER={name!r}: choose one of {', '.join(TASK_RUNNERS)}")
+    return name
+
+
+def dask_address() -> str | None:
+    """An existing Dask scheduler, ``$MLPATH_DASK_ADDRESS`` (e.g. ``tcp://scheduler:8786``), or None
+    to start a local cluster for the run."""
+    return os.environ.get("MLPATH_DASK_ADDRESS") or None
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError:
+        raise SettingError(f"{name}={raw!r}: expected a whole number >= 1") from None
+    if value < 1:
+        raise SettingError(f"{name}={raw!r}: expected a whole number >= 1")
+    return value
+
+
+def dask_workers() -> int:
+    """Worker processes of the local Dask cluster, ``$MLPATH_DASK_WORKERS`` (default 2: the cores here)."""
+    return _positive_int("MLPATH_DASK_WORKERS", 2)
+
+
+def path_concurrency() -> int:
+    """How many units of the whole path may run at once, ``$MLPATH_PATH_CONCURRENCY`` (default 2).
+    1 runs them one after another; units that need another unit's model always wait for it."""
+    return _positive_int("MLPATH_PATH_CONCURRENCY", 2)
+
+
 def configure_environment() -> Path:
     """Point Prefect and MLflow at MLPATH_HOME unless the user configured them, telemetry off.
 

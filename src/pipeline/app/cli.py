@@ -10,9 +10,11 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline import units
+from pipeline.settings import TASK_RUNNERS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                      help="override a flow parameter, e.g. --set max_depth=3 or "
                           "--set data_files.titanic/train.csv=/path/new.csv (repeatable)")
+    run.add_argument("--runner", choices=TASK_RUNNERS, default=None,
+                     help="where independent tasks run: threads (default), dask (the scheduler at "
+                          "$MLPATH_DASK_ADDRESS, else a local cluster of $MLPATH_DASK_WORKERS processes) "
+                          "or sequential; default $MLPATH_TASK_RUNNER")
 
     results = commands.add_parser("results", help="latest registered metrics per unit, from MLflow")
     results.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -86,11 +92,14 @@ def cmd_list() -> int:
 
 def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
     from pipeline.params import build_params, parse_assignments
+    from pipeline.settings import path_concurrency, task_runner_name
 
     try:
         selected = units.resolve_selection(unit_names)
         overrides = parse_assignments(assignments)
         build_params([u.id for u in selected], profile, overrides)  # fail fast, before Prefect starts
+        task_runner_name()  # and so does a bad MLPATH_TASK_RUNNER or MLPATH_PATH_CONCURRENCY
+        path_concurrency()
     except (LookupError, ValueError) as exc:
         print(f"mlpath run: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -120,6 +129,7 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
                     guard.lost_api = True
                     guard.interrupt(f"lost the Prefect API: {type(exc).__name__}: {exc}", EXIT_FAILED)
             guard.cleanup(path.PROGRESS.flow_run_id, path.PROGRESS.current)
+            _kill_other_mlflow_runs(path.PROGRESS.running[1:], guard.since)
             guard.summarize_once()
             return guard.exit_code
     columns, rows = run_table(outcomes)
@@ -130,6 +140,31 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
     return EXIT_OK if all(o["status"] == "succeeded" for o in outcomes) else EXIT_FAILED
 
 
+def _kill_other_mlflow_runs(unit_ids: list[str], since: float) -> None:
+    """The MLflow runs of the units that overlapped the first running one, ended as KILLED too
+    (`RunGuard.cleanup` ends the first's)."""
+    from pipeline.app.interrupts import kill_mlflow_runs
+
+    for unit_id in unit_ids:
+        kill_mlflow_runs(unit_id, since)
+
+
+@contextmanager
+def runner_setting(runner: str | None):
+    """``MLPATH_TASK_RUNNER`` set to ``runner`` for one run (the flows read the setting, as a
+    deployment's job variables set it); unchanged when ``runner`` is None."""
+    previous = os.environ.get("MLPATH_TASK_RUNNER")
+    if runner:
+        os.environ["MLPATH_TASK_RUNNER"] = runner
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLPATH_TASK_RUNNER", None)
+        else:
+            os.environ["MLPATH_TASK_RUNNER"] = previous
+
+
 def _is_api_error(exc: BaseException) -> bool:
     """An error talking to the Prefect API (connection refused, timeouts, HTTP errors)."""
     import httpx
@@ -138,12 +173,12 @@ def _is_api_error(exc: BaseException) -> bool:
 
 
 def _print_interrupted(profile: str, unit_ids: list[str], progress, reason: str) -> None:
-    """The summary of an interrupted run: the units that finished, the one running as interrupted."""
+    """The summary of an interrupted run: the units that finished, those running as interrupted."""
     outcomes = list(progress.outcomes)
     done = {o["unit"] for o in outcomes}
-    if progress.current and progress.current not in done:
-        outcomes.append({"unit": progress.current, "status": "interrupted", "error": reason,
-                         "primary_metric": units.get_unit(progress.current).primary_metric})
+    outcomes += [{"unit": unit_id, "status": "interrupted", "error": reason,
+                  "primary_metric": units.get_unit(unit_id).primary_metric}
+                 for unit_id in list(progress.running) if unit_id not in done]
     columns, rows = run_table(outcomes)
     _print_table(f"mlpath run ({profile}): interrupted", columns, rows)
     not_run = [uid for uid in (progress.units or unit_ids) if uid not in {o["unit"] for o in outcomes}]
@@ -255,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("results", "report", "ui", "serve") and not _home_ready(args.command):
         return EXIT_FAILED
     if args.command == "run":
-        return cmd_run(args.units, args.profile, args.assignments)
+        with runner_setting(args.runner):
+            return cmd_run(args.units, args.profile, args.assignments)
     if args.command == "report":
         return cmd_report(args.out)
     if args.command == "progress":

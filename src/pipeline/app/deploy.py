@@ -1,7 +1,8 @@
 """Prefect deployments, generated from the unit specs, applied to a Prefect server.
 
 ``render_prefect_yaml`` writes the deployments from the specs (``pipeline.units``): every built
-unit's retraining deployment ``retrain-<unit>`` on its ``schedule``, the whole path, and a drift
+unit's retraining deployment ``retrain-<unit>`` on its ``schedule``, the whole path (on threads,
+and on Dask as ``full-dask``: the task runner is each deployment's ``MLPATH_TASK_RUNNER``), and a drift
 monitor for every spec with a ``monitor``, all on the process work pool ``mlpath-process``, each
 with a description from its spec (title, schedule and why). The committed
 ``deployments/prefect.yaml`` is that text (``make deployments`` rewrites it; a test fails when it is
@@ -90,9 +91,15 @@ definitions:
     work_queue_name: default
   # A unit's retraining deployment: full profile, one run at a time (champion promotion reads then
   # sets the alias, so two runs of one unit must not finish together).
+  # Where a run's independent tasks go is a setting (MLPATH_TASK_RUNNER: threads, dask or
+  # sequential), set per deployment in its job variables; "dask" uses the scheduler at the
+  # worker's MLPATH_DASK_ADDRESS (infra/compose.yaml sets it), else a local cluster per run.
+  threads: &threads {{env: {{MLPATH_TASK_RUNNER: threads}}}}
+  dask: &dask {{env: {{MLPATH_TASK_RUNNER: dask}}}}
   unit: &unit
     tags: [mlpath, {retraining_tag}]
     work_pool: *pool
+    job_variables: *threads
     concurrency_limit: 1
     parameters: {{params: {{profile: full}}}}
 
@@ -145,6 +152,14 @@ def monitor_description(unit: UnitSpec) -> str:
             f"deployment `{retraining_name(unit.id)}`.")
 
 
+def path_description(runner: str) -> str:
+    """The whole path's deployment on ``runner`` (threads or dask), in words."""
+    where = ("their tasks on threads of the run's process" if runner == "threads" else
+             "their tasks on the Dask cluster at the worker's MLPATH_DASK_ADDRESS (else a local one)")
+    return ("The whole path: every built unit on the full profile, units that share no state side by side, "
+            f"{where}. No schedule: each unit's `retrain-<unit>` deployment retrains it on its own.")
+
+
 def render_prefect_yaml(units: tuple[UnitSpec, ...] | None = None) -> str:
     """The deployments of ``units`` (default: every unit of the path) as prefect.yaml text."""
     units = all_units() if units is None else units
@@ -159,17 +174,17 @@ def render_prefect_yaml(units: tuple[UnitSpec, ...] | None = None) -> str:
                   f"    description: {json.dumps(unit_description(unit), ensure_ascii=False)}"]
         if unit.schedule is not None:
             lines.append(f"    schedules: {_schedule(unit.schedule.cron, unit.schedule.active)}")
-    path_description = ("The whole path: every built unit, one after another, on the full profile. No "
-                        "schedule: each unit's `retrain-<unit>` deployment retrains it on its own.")
-    lines += ["",
-              "  # every built unit, one after another (no schedule: the unit deployments retrain on their own)",
-              "  - name: full",
-              '    entrypoint: "flows.learning_path:learning_path"',
-              f"    description: {json.dumps(path_description)}",
-              "    tags: [mlpath]",
-              "    work_pool: *pool",
-              "    concurrency_limit: 1",
-              "    parameters: {profile: full}"]
+    lines.append("")
+    lines.append("  # every built unit (no schedule: the unit deployments retrain on their own)")
+    for name, runner in (("full", "threads"), ("full-dask", "dask")):
+        lines += [f"  - name: {name}",
+                  '    entrypoint: "flows.learning_path:learning_path"',
+                  f"    description: {json.dumps(path_description(runner))}",
+                  "    tags: [mlpath]",
+                  "    work_pool: *pool",
+                  f"    job_variables: *{runner}",
+                  "    concurrency_limit: 1",
+                  "    parameters: {profile: full}"]
     for unit in built:
         if unit.monitor is None:
             continue
