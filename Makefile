@@ -37,10 +37,16 @@ lock:
 deployments: $(STAMP)
 	$(BIN)/python -m pipeline.app.deploy
 
-run: $(STAMP)
+# Horovod (Unit 15's default engine) builds from source: about 10 minutes on 2 cores the first time,
+# then installed from a per-machine wheel cache (~/.cache/mlpath/wheels) in seconds.
+.PHONY: horovod
+horovod: $(STAMP)
+	PYTHON=$(BIN)/python infra/build-horovod.sh
+
+run: $(STAMP) horovod
 	$(BIN)/mlpath run all --profile quick
 
-test: $(STAMP) test-deps
+test: $(STAMP) test-deps horovod
 	$(BIN)/pytest
 
 # System programs the tests drive that pip cannot install: Debian's prometheus (it scrapes the
@@ -52,7 +58,7 @@ test-deps:
 	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; \
 	  else echo "prometheus is missing: as root, apt-get install prometheus (the scrape test needs it)" >&2; fi; }
 
-bench: $(STAMP)
+bench: $(STAMP) horovod
 	$(BIN)/python -m benchmarks
 
 # Re-execute every unit's notebook from its jupytext source (notebooks/unitNN_*.py, quick data) and
