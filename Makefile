@@ -46,8 +46,11 @@ horovod: $(STAMP)
 run: $(STAMP) horovod
 	$(BIN)/mlpath run all --profile quick
 
+# Two pytest workers (pytest-xdist), a test file per worker at a time: each worker has its own
+# MLPATH_HOME and Prefect test server (tests/conftest.py), and a file's tests share their fixtures.
+TEST_WORKERS ?= 2
 test: $(STAMP) test-deps horovod
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # System programs the tests drive that pip cannot install: Debian's prometheus (it scrapes the
 # sentiment API in tests/test_serving.py). Installed when missing and we are root.

@@ -66,7 +66,25 @@ SPEC = UnitSpec(
         Experiment(("lr=0.5",), "a learning rate far too large once scaled by the number of workers: "
                                 "watch the loss diverge"),
     ),
-    learned=(),
+    learned=(
+        "An optimizer is an update rule on the gradient. Ours, in NumPy, equal torch.optim step for step "
+        "(3.6e-15 in float64): the details that matter are where the learning rate multiplies "
+        "(outside momentum's buffer), where eps goes (outside the square root) and Adam's bias correction.",
+        "Adaptive methods give every coordinate its own step size from a running mean of its squared "
+        "gradients: on Rosenbrock's narrow curved valley plain SGD needs 7,156 steps to reach loss 1e-3, "
+        "momentum 1,391 and Adam 1,564.",
+        "On the MNIST network, with tuned learning rates, all six end within 0.3 points (0.979 to 0.982): "
+        "momentum and Nesterov reach the lowest training and test loss, Adam and RMSprop the fastest start.",
+        "AdamW decays the weights directly (decoupled) instead of adding an L2 term to the gradient that "
+        "Adam's step size then rescales.",
+        "Data parallelism: each rank trains on its shard, gradients are averaged by an all-reduce after "
+        "every backward pass, so every rank applies the same update; with N ranks the learning rate is "
+        "scaled by N. Both ranks ended bit-identical (same sha256), and Horovod and DDP from the same "
+        "seed give the same weights.",
+        "Horovod (horovodrun, DistributedOptimizer, broadcasts) and PyTorch DDP (torchrun, the model "
+        "wrapper) are two launchers and APIs over the same ring all-reduce; on 2 CPU cores two processes "
+        "gain little, across GPUs and hosts the same code scales.",
+    ),
     sources=("src/pipeline/scratch/optimizers.py", "src/pipeline/lessons/optimizers.py",
              "src/pipeline/audit/optimizers.py", "src/pipeline/training/distributed.py",
              "src/pipeline/lessons/distributed.py", "src/pipeline/app/cluster.py", "flows/unit15_distributed.py"),
