@@ -50,7 +50,7 @@ run: $(STAMP) horovod
 # MLPATH_HOME and Prefect test server (tests/conftest.py), and a file's tests share their fixtures.
 TEST_WORKERS ?= 2
 test: $(STAMP) test-deps horovod
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # System programs the tests drive that pip cannot install: Debian's prometheus (it scrapes the
 # sentiment API in tests/test_serving.py). Installed when missing and we are root.

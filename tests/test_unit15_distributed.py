@@ -146,8 +146,14 @@ def test_ctrl_c_stops_every_process_within_seconds(mnist, tmp_path):
         interrupted.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)  # what a terminal sends; Python raises KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        _long_run("horovod", mnist, tmp_path, press_ctrl_c)
+    # Python's own SIGINT handler (a terminal's Ctrl-C becomes KeyboardInterrupt), whatever the test
+    # runner installed: a pytest-xdist worker ignores SIGINT, leaving Ctrl-C to the controlling process.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _long_run("horovod", mnist, tmp_path, press_ctrl_c)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - interrupted[0] < 10
     assert psutil.Process().children(recursive=True) == []
 
