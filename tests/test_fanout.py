@@ -4,6 +4,7 @@ that share no state while keeping its order where one needs another's model."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -123,13 +124,18 @@ def test_a_task_that_raises_on_a_worker_fails_the_run(prefect_harness, fresh_hom
 
 
 SPANS: dict[str, tuple[float, float]] = {}
+STARTED = {u: threading.Event() for u in ("unit91", "unit92", "unit93")}
+PARTNER = {"unit91": "unit92", "unit92": "unit91"}  # the two that may run together
+SAW_PARTNER: dict[str, bool] = {}
 
 
 def _sleepy_flow(unit_id: str):
     @flow(name=f"{unit_id}-sleeps")
     def sleeps(params: UnitParams = UnitParams()) -> dict:  # noqa: B008 - the units' own form
         start = time.monotonic()
-        time.sleep(1.5)
+        STARTED[unit_id].set()
+        if unit_id in PARTNER:  # overlap proven, not timed: each waits to see the other one start
+            SAW_PARTNER[unit_id] = STARTED[PARTNER[unit_id]].wait(timeout=60)
         SPANS[unit_id] = (start, time.monotonic())
         return {"unit": unit_id, "status": "succeeded", "primary_metric": "test_accuracy", "value": 1.0}
 
@@ -148,11 +154,14 @@ def test_path_overlaps_independent_units_and_keeps_dependents_in_order(prefect_h
 
     monkeypatch.setenv("MLPATH_PATH_CONCURRENCY", "2")
     SPANS.clear()
+    SAW_PARTNER.clear()
+    for event in STARTED.values():
+        event.clear()
     with register_unit(SLEEPY[0]), register_unit(SLEEPY[1]), register_unit(SLEEPY[2]):
         outcomes = learning_path(units=["unit91", "unit92", "unit93"], profile="quick")
     assert [o["unit"] for o in outcomes] == ["unit91", "unit92", "unit93"]
     assert all(o["status"] == "succeeded" for o in outcomes)
-    assert SPANS["unit92"][0] < SPANS["unit91"][1]  # 91 and 92 overlapped
+    assert SAW_PARTNER == {"unit91": True, "unit92": True}  # 91 and 92 ran at the same time
     assert SPANS["unit93"][0] >= SPANS["unit91"][1]  # 93 needs 91's model: it started after 91 finished
 
 

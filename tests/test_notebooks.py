@@ -51,6 +51,9 @@ def test_notebook_pair_exists_and_holds_the_same_cells(unit):
 def test_notebook_executes_headless(unit, tmp_path, monkeypatch):
     # The kernel inherits this environment: its own state folder; the mirror comes from conftest.
     monkeypatch.setenv("MLPATH_HOME", str(tmp_path / "home"))
+    # One torch/BLAS thread: `make test` runs two pytest workers on the machine's cores, and a kernel
+    # with a thread per core would fight the other worker (Unit 9's LSTM cells ran 3x slower so).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert os.environ.get("MLPATH_DATA_MIRROR"), "the notebooks read the quick data from the mirror"
     source = build.source_path(unit)
