@@ -8,7 +8,7 @@ each profile gets, where a run's files go, and the table, figure and metrics of 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ def settings(params) -> Settings:
     """The profile's settings with the run's ``epochs``/``lr``/``batch_size`` overrides."""
     base = SETTINGS[params.profile]
     overrides = {k: getattr(params, k) for k in ("epochs", "lr", "batch_size") if getattr(params, k) is not None}
-    return Settings(**{**base.__dict__, **overrides})
+    return replace(base, **overrides)
 
 
 def run_folder(root: Path) -> Path:
