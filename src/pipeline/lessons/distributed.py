@@ -20,21 +20,20 @@ from pipeline.features import Split
 @dataclass(frozen=True)
 class Settings:
     """Per process: ``batch_size`` rows per step and the single-process ``lr`` (the workers scale
-    it by their number); ``train_rows`` None means every training image."""
+    it by their number). Every training image of the profile's data is used."""
 
     hidden: tuple[int, ...]
     epochs: int
     batch_size: int
     lr: float
-    train_rows: int | None
 
 
 # Quick: a smoke run (the 6,000 quick images, one narrow layer, 3 epochs): it proves the launch, the
 # all-reduce and the registration in seconds of training, most of the time being start-up. Full:
 # Unit 7's layers on all 60,000 images.
 SETTINGS = {
-    "quick": Settings(hidden=(128,), epochs=3, batch_size=64, lr=0.05, train_rows=None),
-    "full": Settings(hidden=(512, 256), epochs=10, batch_size=128, lr=0.05, train_rows=None),
+    "quick": Settings(hidden=(128,), epochs=3, batch_size=64, lr=0.05),
+    "full": Settings(hidden=(512, 256), epochs=10, batch_size=128, lr=0.05),
 }
 
 CAPTIONS = {
@@ -74,8 +73,6 @@ def train(split: Split, params, workdir: Path):
 
     s = settings(params)
     X, y = split.X_train, split.y_train
-    if s.train_rows is not None:
-        X, y = X[:s.train_rows], y[:s.train_rows]
     common = dict(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=params.seed, hidden=s.hidden,
                   workdir=workdir, timeout_s=params.timeout_s)
     try:
