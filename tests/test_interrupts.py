@@ -209,6 +209,25 @@ def test_a_lost_prefect_api_fails_the_run_within_seconds_saying_so(slow_run):
     _assert_recorded_as_stopped(slow_run.home, None)  # no API: Prefect's runs cannot be marked
 
 
+@pytest.mark.parametrize("path", ["cleanup", "deadline"])
+def test_every_unit_running_when_stopped_has_its_mlflow_runs_ended(monkeypatch, path):
+    """Two units overlap on the whole path: the CLI's cleanup and the exit deadline both end both
+    units' MLflow runs, not only the first's."""
+    from pipeline.app import interrupts
+
+    killed, exits = [], []
+    monkeypatch.setattr(interrupts, "kill_mlflow_runs", lambda unit, since: killed.append(unit))
+    monkeypatch.setattr(interrupts, "cancel_flow_runs", lambda flow_run_id, reason: None)
+    monkeypatch.setattr(interrupts, "stop_ephemeral_server", lambda: None)
+    monkeypatch.setattr(interrupts.os, "_exit", exits.append)
+    guard = interrupts.RunGuard(summarize=lambda reason: None, started=lambda: True,
+                                units_of_run=lambda: ["unit02", "unit04"])
+    guard.reason, guard.exit_code = "interrupted by SIGINT (Ctrl-C)", 130
+    guard.cleanup("flow-run-id") if path == "cleanup" else guard.hard_exit()
+    assert killed == ["unit02", "unit04"]
+    assert exits == ([] if path == "cleanup" else [130])
+
+
 def test_an_unwritable_home_fails_at_once_naming_it(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -115,7 +115,7 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
     path.PROGRESS.start(None, unit_ids, [])
     guard = RunGuard(summarize=lambda reason: _print_interrupted(profile, unit_ids, path.PROGRESS, reason),
                      started=lambda: path.PROGRESS.flow_run_id is not None,
-                     unit_of_run=lambda: path.PROGRESS.current)
+                     units_of_run=lambda: list(path.PROGRESS.running))
     with guard:
         try:
             outcomes = path.learning_path(units=unit_ids, profile=profile, overrides=overrides)
@@ -128,8 +128,7 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
                 else:
                     guard.lost_api = True
                     guard.interrupt(f"lost the Prefect API: {type(exc).__name__}: {exc}", EXIT_FAILED)
-            guard.cleanup(path.PROGRESS.flow_run_id, path.PROGRESS.current)
-            _kill_other_mlflow_runs(path.PROGRESS.running[1:], guard.since)
+            guard.cleanup(path.PROGRESS.flow_run_id)
             guard.summarize_once()
             return guard.exit_code
     columns, rows = run_table(outcomes)
@@ -138,15 +137,6 @@ def cmd_run(unit_names: list[str], profile: str, assignments: list[str]) -> int:
         if outcome["status"] != "succeeded":
             print(f"\n{outcome['unit']} failed:\n{outcome['error']}", file=sys.stderr)
     return EXIT_OK if all(o["status"] == "succeeded" for o in outcomes) else EXIT_FAILED
-
-
-def _kill_other_mlflow_runs(unit_ids: list[str], since: float) -> None:
-    """The MLflow runs of the units that overlapped the first running one, ended as KILLED too
-    (`RunGuard.cleanup` ends the first's)."""
-    from pipeline.app.interrupts import kill_mlflow_runs
-
-    for unit_id in unit_ids:
-        kill_mlflow_runs(unit_id, since)
 
 
 @contextmanager

@@ -69,14 +69,14 @@ class RunGuard:
 
     ``summarize(reason)`` prints the summary; it is called once, by the CLI after cleanup or by the
     deadline. ``started()`` tells the watchdog that the API was up (a flow run began), so that a
-    server still starting is not taken for a lost one. ``unit_of_run()`` names the unit running now
-    (its MLflow runs are ended as KILLED). ``reason`` and ``exit_code`` are None until the run is
-    interrupted.
+    server still starting is not taken for a lost one. ``units_of_run()`` names the units running now
+    (two overlap on the whole path; their MLflow runs are ended as KILLED). ``reason`` and
+    ``exit_code`` are None until the run is interrupted.
     """
 
     def __init__(self, summarize: Callable[[str], None], started: Callable[[], bool],
-                 unit_of_run: Callable[[], str | None] = lambda: None, grace: float = GRACE_SECONDS):
-        self.summarize, self.started, self.unit_of_run, self.grace = summarize, started, unit_of_run, grace
+                 units_of_run: Callable[[], list[str]] = list, grace: float = GRACE_SECONDS):
+        self.summarize, self.started, self.units_of_run, self.grace = summarize, started, units_of_run, grace
         self.reason: str | None = None
         self.exit_code: int | None = None
         self.lost_api = False
@@ -158,7 +158,8 @@ class RunGuard:
     def hard_exit(self) -> None:
         """The deadline (or a second signal): summary if not yet printed, server stopped, exit now."""
         self.summarize_once()
-        kill_mlflow_runs(self.unit_of_run(), self.since)
+        for unit in self.units_of_run():
+            kill_mlflow_runs(unit, self.since)
         stop_ephemeral_server()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -166,11 +167,13 @@ class RunGuard:
 
     # -- cleanup after the interrupt reached the CLI ----------------------------------------------
 
-    def cleanup(self, flow_run_id: str | None, unit: str | None) -> None:
-        """Mark the run's flow runs cancelled (not when the API is lost) and its MLflow run KILLED."""
+    def cleanup(self, flow_run_id: str | None) -> None:
+        """Mark the run's flow runs cancelled (not when the API is lost) and the MLflow runs of every
+        unit running now KILLED."""
         if flow_run_id and not self.lost_api:
             cancel_flow_runs(flow_run_id, self.reason or "interrupted")
-        kill_mlflow_runs(unit, self.since)
+        for unit in self.units_of_run():
+            kill_mlflow_runs(unit, self.since)
 
 
 def cancel_flow_runs(flow_run_id: str, reason: str) -> None:
