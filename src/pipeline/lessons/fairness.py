@@ -194,18 +194,18 @@ def mitigate(dataset, boosted: Pipeline, split: Split, params) -> Mitigation:
     reduction = ExponentiatedGradient(base, DemographicParity(), eps=params.eg_eps, max_iter=run["eg_iterations"])
     reduction.fit(Z_train, split.y_train, sensitive_features=sex_train.to_numpy())
     predictions[REDUCTION] = np.asarray(reduction.predict(Z_test, random_state=params.seed))
-    return _mitigation_table(predictions, split.y_test, test)
+    return _mitigation_table(predictions, split.y_test, test, seed=params.seed)
 
 
 SEX_AT_PREDICTION = {BASELINE: "as an input", UNAWARE: "no", REWEIGHED: "as an input", THRESHOLDS: "yes, required",
                      REDUCTION: "as an input"}
 
 
-def _mitigation_table(predictions: dict[str, np.ndarray], y_test, test: pd.DataFrame) -> Mitigation:
+def _mitigation_table(predictions: dict[str, np.ndarray], y_test, test: pd.DataFrame, *, seed: int) -> Mitigation:
     rows, selection = {}, {}
     groups = test[list(SENSITIVE)]
     for method, y_pred in predictions.items():
-        audit = audit_fairness(y_test, y_pred, groups, subject=method)
+        audit = audit_fairness(y_test, y_pred, groups, subject=method, seed=seed)
         rows[method] = {"accuracy": accuracy_score(y_test, y_pred),
                         "dp_difference_sex": audit.disparities.loc[MITIGATE_BY, "dp_difference"],
                         "eo_difference_sex": audit.disparities.loc[MITIGATE_BY, "eo_difference"],
