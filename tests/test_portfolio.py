@@ -68,6 +68,20 @@ def _png() -> bytes:
     return figure_to_png(fig)
 
 
+def _gif() -> bytes:
+    import io
+
+    from PIL import Image
+
+    frames = [Image.new("L", (800, 40), shade) for shade in (0, 128, 255)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buffer.getvalue()
+
+
+GIF_CAPTION = "Three frames, dark to light: look for the <change>."
+
+
 def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -> UnitReport:
     audit = AuditReport("PCA vs sklearn.decomposition.PCA")
     audit.add("explained_variance_ratio_", True, "max |diff| = 1.1e-16 (tol 1e-08)")
@@ -80,7 +94,9 @@ def _report(unit: str, value: float, profile: str, *, with_model: bool = True) -
         data_refs=[DataRef("iris", "0123456789abcdef0123", 150, "scikit-learn", profile)],
         model=LogisticRegression().fit(X, Y) if with_model else None, model_example=X[:2],
         figures={"confusion_matrix": _png(), "roc/curve: test": _png()},
-        captions={"roc/curve: test": CAPTION, "not a figure": "a caption with no figure"},
+        captions={"roc/curve: test": CAPTION, "not a figure": "a caption with no figure",
+                  "anim/progress.gif": GIF_CAPTION},
+        files={"anim/progress.gif": _gif(), "notes.bin": b"not an image"},
         tables={f"audit: {audit.subject}": audit.table(),
                 "explained variance": pd.DataFrame({"ratio": [0.9246, 0.0531]},
                                                    index=pd.Index(["PC1", "PC2"], name="component"))},
@@ -160,7 +176,7 @@ def test_unit_page_shows_metrics_audit_references_data_and_command(site):
     assert ("mlpath run unit01 --profile quick --set data_files.iris/iris.csv='<script>alert(1)</script>.csv' "
             "--set data_files.titanic/train.csv='/data/new batch.csv' --set n_components=3") in html.unescape(page)
     figures = sorted(p.name for p in (site.parent / "units/unit01/figures").iterdir())
-    assert figures == ["confusion-matrix.png", "roc-curve-test.png"]
+    assert figures == ["anim-progress.gif", "confusion-matrix.png", "roc-curve-test.png"]  # not notes.bin
     assert 'alt="Roc-curve: test"' in page  # the registry's file name, as a title
     # the long metrics list comes last, after the figures
     assert page.index("<h2>Figures</h2>") < page.index("<h2>Metrics</h2>") == page.rindex("<h2>")
@@ -179,6 +195,10 @@ def test_unit_page_teaches_notes_captions_learned_try_next_and_sources(site):
     roc = page.index('src="figures/roc-curve-test.png"')
     assert page.index('src="figures/confusion-matrix.png"') < roc < page.index(html.escape(CAPTION), roc)
     assert "a caption with no figure" not in page
+    # an animated GIF logged as a file is a figure too, after the PNGs, with its caption
+    gif = page.index('<figure class="wide"><a href="figures/anim-progress.gif"><img src="figures/anim-progress.gif"')
+    assert roc < gif < page.index(html.escape(GIF_CAPTION), gif)
+    assert (path.parent / "figures/anim-progress.gif").read_bytes()[:6] == b"GIF89a"
     # the lesson notes (docs/unit01_pca.md, its title left out), under the page's sections
     lesson = page[page.index("<h2>Lesson notes</h2>"):page.index("<h2>Notes from this run</h2>")]
     assert "<h3>Covariance: how features vary together</h3>" in lesson
@@ -243,7 +263,8 @@ def test_captions_are_logged_beside_the_figures_in_order(tmp_path):
     report.figures = {"roc/curve: test": _png(), "confusion_matrix": _png()}
     _write_run_files(report, tmp_path)
     captions = (tmp_path / "figures" / "captions.json").read_text(encoding="utf-8")
-    assert list(json.loads(captions).items()) == [("roc-curve: test", CAPTION), ("confusion_matrix", "")]
+    assert list(json.loads(captions).items()) == [("roc-curve: test", CAPTION), ("confusion_matrix", ""),
+                                                  ("anim-progress", GIF_CAPTION)]  # a GIF file after the PNGs
     assert {p.stem for p in (tmp_path / "figures").glob("*.png")} == {"roc-curve: test", "confusion_matrix"}
 
 

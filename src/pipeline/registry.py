@@ -541,10 +541,14 @@ def _write_run_files(report: UnitReport, folder: Path) -> None:
     (folder / "figures").mkdir()
     for name, png in report.figures.items():
         (folder / "figures" / f"{_file_name(name)}.png").write_bytes(png)
-    # What to look for in each figure, by file name (without .png), in the report's figure order.
-    (folder / "figures" / "captions.json").write_text(json.dumps(
-        {_file_name(name): report.captions.get(name, "") for name in report.figures},
-        indent=2, ensure_ascii=False), encoding="utf-8")
+    # What to look for in each figure, by file name (without .png), in the report's figure order;
+    # then the animated GIFs among the files (the site shows them too), by their path without .gif.
+    captions = {_file_name(name): report.captions.get(name, "") for name in report.figures}
+    for name in report.files:
+        if name.endswith(".gif"):
+            captions[_file_name(name.removesuffix(".gif"))] = report.captions.get(name, "")
+    (folder / "figures" / "captions.json").write_text(json.dumps(captions, indent=2, ensure_ascii=False),
+                                                      encoding="utf-8")
     (folder / "tables").mkdir()
     for name, table in report.tables.items():
         table.to_csv(folder / "tables" / f"{_file_name(name)}.csv")

@@ -43,7 +43,8 @@ class UnitReport:
     digest are tagged on the model version). ``model_name`` is the registered model's name (the
     spec's, ``mlpath-<unit>`` by default); ``extra_models`` more models to register, by key.
     ``files`` are other artifacts as bytes by relative path (an animated GIF, per-epoch images),
-    logged under ``files/`` as they are; a GIF among them is also shown in the Prefect figures artifact.
+    logged under ``files/`` as they are; a GIF among them is also shown in the Prefect figures artifact
+    and on the results site, captioned by ``captions[<its path>]``.
     """
 
     unit: str

@@ -90,7 +90,7 @@ class UnitPage:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     started: datetime | None = None
-    figures: dict[str, Path] = field(default_factory=dict)  # figure name -> downloaded PNG
+    figures: dict[str, Path] = field(default_factory=dict)  # figure name -> downloaded PNG or GIF
     captions: dict[str, str] = field(default_factory=dict)  # figure name -> what to look for
     tables: dict[str, Any] = field(default_factory=dict)  # name -> DataFrame
     texts: dict[str, str] = field(default_factory=dict)
@@ -173,12 +173,15 @@ def _read_run(unit: UnitSpec, result: dict[str, Any], download_dir: Path) -> Uni
     root = Path(mlflow_client.download_artifacts(result["run_id"], "", str(download_dir)))
     page = UnitPage(unit, result, params=dict(run.data.params), tags=dict(run.data.tags),
                     started=datetime.fromtimestamp(run.info.start_time / 1000, UTC))
-    pngs = {png.stem: png for png in sorted((root / "figures").glob("*.png"))}
+    images = {png.stem: png for png in sorted((root / "figures").glob("*.png"))}
+    files = root / "files"
+    for gif in sorted(files.rglob("*.gif")):  # animations logged as files, named by their path
+        images.setdefault(gif.relative_to(files).with_suffix("").as_posix().replace("/", "-"), gif)
     captions_file = root / "figures" / "captions.json"
     if captions_file.exists():  # the report's figure order, and a caption for each
         page.captions = {name: text for name, text in json.loads(captions_file.read_text(encoding="utf-8")).items()
-                         if name in pngs}
-    page.figures = {name: pngs[name] for name in page.captions} | pngs
+                         if name in images}
+    page.figures = {name: images[name] for name in page.captions} | images
     page.tables = {csv.stem: pd.read_csv(csv, index_col=0) for csv in sorted((root / "tables").glob("*.csv"))}
     page.texts = {txt.stem: txt.read_text(encoding="utf-8") for txt in sorted(root.glob("*.txt"))}
     page.documents = {md.stem: md.read_text(encoding="utf-8") for md in sorted((root / "reports").glob("*.md"))}
@@ -239,24 +242,26 @@ def figure_title(name: str) -> str:
 
 
 def _copy_figures(page: UnitPage, folder: Path) -> list[FigureView]:
-    """Copy the PNGs under file names safe in any URL, in the report's order, with their captions."""
+    """Copy the PNGs (and GIFs) under file names safe in any URL, in the report's order, with their captions."""
     copied: list[FigureView] = []
-    for figure, png in page.figures.items():
-        name, n = _slug(figure), 1
-        while (folder / f"{name}.png").exists():
+    for figure, image in page.figures.items():
+        name, n, suffix = _slug(figure), 1, image.suffix.lower()
+        while (folder / f"{name}{suffix}").exists():
             n += 1
             name = f"{_slug(figure)}-{n}"
-        shutil.copyfile(png, folder / f"{name}.png")
-        copied.append(FigureView(figure, f"figures/{name}.png", page.captions.get(figure, ""),
-                                 _png_width(png) > _WIDE_FIGURE_PX))
+        shutil.copyfile(image, folder / f"{name}{suffix}")
+        copied.append(FigureView(figure, f"figures/{name}{suffix}", page.captions.get(figure, ""),
+                                 _image_width(image) > _WIDE_FIGURE_PX))
     return copied
 
 
-def _png_width(png: Path) -> int:
-    """Width in pixels from the PNG header (IHDR), 0 when it is not a PNG."""
-    with png.open("rb") as file:
+def _image_width(image: Path) -> int:
+    """Width in pixels from a PNG header (IHDR) or a GIF's logical screen; 0 for anything else."""
+    with image.open("rb") as file:
         head = file.read(24)
-    return struct.unpack(">I", head[16:20])[0] if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return struct.unpack(">I", head[16:20])[0]
+    return struct.unpack("<H", head[6:8])[0] if head[:6] in (b"GIF87a", b"GIF89a") else 0
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,14 @@ SNAPSHOTS = 8  # DDPM images shown in the forward and reverse strips
 CAPTIONS = {
     "gan_samples_first_epoch": "The GAN's 64 fixed noise vectors after the first epoch. Blurry strokes and "
                                "blobs: the generator has found where ink goes, not yet what a digit is.",
-    "gan_samples_last_epoch": "The same 64 noise vectors after the last epoch (the GIF gan_progress.gif, "
-                              "among the run's files, shows every epoch in between). Look for variety: "
+    "gan_samples_last_epoch": "The same 64 noise vectors after the last epoch (the animation gan_progress.gif "
+                              "shows every epoch in between). Look for variety: "
                               "all ten digits, different slants and widths. The same digit over and over "
                               "would be mode collapse.",
+    "gan_progress.gif": "The same 64 noise vectors at the end of every epoch, one frame each (the last held "
+                        "longer). Look for the moment blobs become strokes and strokes become digits, and "
+                        "whether each grid cell keeps its digit from frame to frame or keeps switching "
+                        "(a generator still chasing the discriminator).",
     "gan_losses": "Generator and discriminator losses per epoch, and the discriminator's mean output on real "
                   "and generated images. A GAN has no loss that falls to a minimum: the two push each other. "
                   "Healthy training keeps them in balance (D's output on fakes neither 0 nor 1); a "
