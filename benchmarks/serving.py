@@ -53,46 +53,59 @@ def _model_folder(workdir: Path) -> tuple[Path, str]:
     return base_untrained().save(workdir / "base"), "base MiniLM with an untrained head (no champion registered)"
 
 
-def compute_speedup(folder: Path, texts: list[str], threads: str | None, *, n_texts: int = 96,
-                    batch: int = 32) -> dict:
-    """ms per text one at a time vs in batches of ``batch`` (server-style chunks), and their ratio."""
+def _ms_per_text(model, sample: list[str], size: int, chunk: int) -> float:
+    """Mean ms per text over ``sample`` in calls of ``size`` texts, forward passes of ``chunk``."""
     import time
 
+    model.predict_proba(sample[:size], batch_size=chunk)  # warm-up
+    model.forget()
+    start = time.perf_counter()
+    for i in range(0, len(sample), size):
+        model.predict_proba(sample[i:i + size], batch_size=chunk)
+    model.forget()
+    return (time.perf_counter() - start) / len(sample) * 1000
+
+
+def compute_speedup(folder: Path, texts: list[str], threads: str | None, *, n_texts: int = 96,
+                    batch: int = 32) -> dict[str, dict]:
+    """Per precision (fp32, and int8 as ``mlpath serve --int8`` runs it): ms per text one at a time
+    vs in batches of ``batch`` (server-style chunks) and their ratio; for int8 also how far its
+    probabilities move from fp32's on the sample (max |change|, share of labels kept)."""
     import numpy as np
     import torch
 
-    from pipeline.models.sentiment import load_model_folder
+    from pipeline.models.sentiment import load_model_folder, quantize_int8
     from pipeline.serving.config import ServingConfig
 
     forward_batch = ServingConfig().forward_batch
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads) if threads else before)
-    used = torch.get_num_threads()
+    out = {}
     try:
-        model = load_model_folder(folder)
+        fp32 = load_model_folder(folder)
         sample = [texts[i] for i in np.random.default_rng(0).choice(len(texts), n_texts, replace=False)]
-
-        def ms_per_text(size: int, chunk: int) -> float:
-            model.predict_proba(sample[:size], batch_size=chunk)  # warm-up
-            model.forget()
-            start = time.perf_counter()
-            for i in range(0, n_texts, size):
-                model.predict_proba(sample[i:i + size], batch_size=chunk)
-            model.forget()
-            return (time.perf_counter() - start) / n_texts * 1000
-
-        one, batched = ms_per_text(1, 1), ms_per_text(batch, forward_batch)
+        int8 = quantize_int8(fp32)
+        for name, model in (("fp32", fp32), ("int8", int8)):
+            one, batched = _ms_per_text(model, sample, 1, 1), _ms_per_text(model, sample, batch, forward_batch)
+            out[name] = {"one_ms": one, "batched_ms": batched, "ratio": one / batched,
+                         "threads": torch.get_num_threads(), "batch": batch, "forward_batch": forward_batch}
+        p32, p8 = fp32.predict_proba(sample), int8.predict_proba(sample)
+        out["int8"].update(max_change=float(np.abs(p32 - p8).max()),
+                           labels_kept=float((p32.argmax(1) == p8.argmax(1)).mean()), n=n_texts)
     finally:
         torch.set_num_threads(before)
-    return {"one_ms": one, "batched_ms": batched, "ratio": one / batched, "batch": batch,
-            "forward_batch": forward_batch, "threads": used}
+    return out
 
 
-def _serve(folder: Path, batching: bool, port: int, log: Path, threads: str | None) -> subprocess.Popen:
+MODES = (("unbatched", False, False), ("micro-batching", True, False),
+         ("unbatched int8", False, True), ("micro-batching int8", True, True))
+
+
+def _serve(folder: Path, batching: bool, int8: bool, port: int, log: Path, threads: str | None) -> subprocess.Popen:
     argv = [str(Path(sys.executable).parent / "mlpath"), "serve", "--port", str(port), "--model", str(folder)]
+    argv += ([] if batching else ["--no-batching"]) + (["--int8"] if int8 else [])
     env = {**os.environ, **({"MLPATH_SERVE_TORCH_THREADS": threads} if threads else {})}
-    return subprocess.Popen(argv + ([] if batching else ["--no-batching"]), stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
 
 
 def main() -> list[dict]:
@@ -110,33 +123,38 @@ def main() -> list[dict]:
               f"{os.cpu_count()} CPUs, torch threads {threads or 'torch default'}, "
               f"load average {os.getloadavg()[0]:.1f}")
         compute = compute_speedup(folder, texts, threads)
-        print(f"compute alone (in process, no HTTP, {compute['threads']} torch threads): {compute['one_ms']:.1f} ms "
-              f"per text one at a time, {compute['batched_ms']:.1f} ms in batches of {compute['batch']} (chunks "
-              f"of {compute['forward_batch']}) = x{compute['ratio']:.2f}")
-        for batching in (False, True):
+        for name, c in compute.items():
+            print(f"compute alone, {name} (in process, no HTTP, {c['threads']} torch threads): {c['one_ms']:.1f} ms "
+                  f"per text one at a time, {c['batched_ms']:.1f} ms in batches of {c['batch']} (chunks of "
+                  f"{c['forward_batch']}) = x{c['ratio']:.2f}")
+        c = compute["int8"]
+        print(f"int8 against fp32 on {c['n']} dev sentences: max |probability change| {c['max_change']:.4f}, "
+              f"labels kept {c['labels_kept']:.1%}")
+        for mode, batching, int8 in MODES:
             port = free_port()
-            server = _serve(folder, batching, port, Path(tmp) / f"serve-{batching}.log", threads)
+            server = _serve(folder, batching, int8, port, Path(tmp) / f"serve-{mode}.log", threads)
             try:
                 wait_ready(f"http://127.0.0.1:{port}", timeout=180, process=server)
                 for concurrency in CONCURRENCY_LEVELS:
                     result = run_load(f"http://127.0.0.1:{port}", texts, concurrency, n_requests, warmup=16)
-                    rows.append({"mode": "micro-batching" if batching else "unbatched", **result.as_dict()})
+                    rows.append({"mode": mode, **result.as_dict()})
             finally:
                 server.terminate()
                 server.wait(timeout=30)
-    print(f"{'mode':<16}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"{'mode':<21}{'clients':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for r in rows:
-        print(f"{r['mode']:<16}{r['concurrency']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+        print(f"{r['mode']:<21}{r['concurrency']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
               f"{r['errors']:>8}")
     top = max(CONCURRENCY_LEVELS)
-    batched = next(r for r in rows if r["mode"] == "micro-batching" and r["concurrency"] == top)
-    plain = next(r for r in rows if r["mode"] == "unbatched" and r["concurrency"] == top)
-    speedup = batched["rps"] / plain["rps"]
-    met = speedup >= GOAL_SPEEDUP and batched["p99_ms"] <= GOAL_P99_MS
-    print(f"at {top} clients: micro-batching {batched['rps']:.1f} req/s vs {plain['rps']:.1f} unbatched = "
-          f"x{speedup:.2f}, p99 {batched['p99_ms']:.0f} ms (goal x{GOAL_SPEEDUP:.0f}, p99 <= {GOAL_P99_MS:.0f} ms: "
-          f"{'met' if met else 'NOT met'}; compute alone x{compute['ratio']:.2f}); "
-          f"load average now {os.getloadavg()[0]:.1f}")
+    at_top = {r["mode"]: r for r in rows if r["concurrency"] == top}
+    for precision, suffix in (("fp32", ""), ("int8", " int8")):
+        batched, plain = at_top[f"micro-batching{suffix}"], at_top[f"unbatched{suffix}"]
+        speedup = batched["rps"] / plain["rps"]
+        met = speedup >= GOAL_SPEEDUP and batched["p99_ms"] <= GOAL_P99_MS
+        print(f"{precision}, at {top} clients: micro-batching {batched['rps']:.1f} req/s vs {plain['rps']:.1f} "
+              f"unbatched = x{speedup:.2f}, p99 {batched['p99_ms']:.0f} ms (goal x{GOAL_SPEEDUP:.0f}, p99 <= "
+              f"{GOAL_P99_MS:.0f} ms: {'met' if met else 'NOT met'}; compute alone x{compute[precision]['ratio']:.2f})")
+    print(f"load average now {os.getloadavg()[0]:.1f}")
     return rows
 
 

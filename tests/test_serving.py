@@ -262,6 +262,28 @@ def test_unbatched_mode_gives_the_same_answers(model):
     assert [g["probabilities"]["positive"] for g in got] == pytest.approx(expected[:, 1].tolist(), abs=1e-6)
 
 
+def test_int8_serving_answers_with_the_quantised_copy_and_leaves_the_model_alone(model, monkeypatch):
+    import torch
+
+    from pipeline.models.sentiment import quantize_int8
+
+    monkeypatch.setenv("MLPATH_SERVE_INT8", "true")
+    config = ServingConfig.from_env()
+    assert config.int8
+    with TestClient(create_app(config, model=model)) as fast:
+        assert fast.get("/ready").json()["model"].endswith(", int8")
+        got = fast.post("/predict", json={"texts": SENTENCES}).json()["predictions"]
+    served = np.array([g["probabilities"]["positive"] for g in got])
+    int8 = quantize_int8(model)
+    assert served == pytest.approx(int8.predict_proba(SENTENCES)[:, 1], abs=1e-6)
+    assert int8.meta["quantized"].startswith("int8")
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())  # every one quantised
+    # the served model is a copy: the original's layers and answers are those of fp32
+    assert any(type(m) is torch.nn.Linear for m in model.model.modules())
+    assert np.abs(model.predict_proba(SENTENCES)[:, 1] - served).max() < 0.05
+
+
 # --- monitoring ---------------------------------------------------------------------------------
 
 def test_reference_statistics_by_hand(model):

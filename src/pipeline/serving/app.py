@@ -237,6 +237,11 @@ def create_app(config: ServingConfig | None = None, model=None, source: str | No
                 state["reason"] = f"no model loaded from {config.model}: {error}"
         if state["model"] is not None and source is None:
             state["source"] = describe_model(state["source"], state["model"])
+        if state["model"] is not None and config.int8:
+            from pipeline.models.sentiment import quantize_int8
+
+            state["model"] = await asyncio.get_running_loop().run_in_executor(executor, quantize_int8, state["model"])
+            state["source"] += ", int8"
         metrics.model_loaded.set(state["model"] is not None)
         observe = metrics.batch_size.observe
         runner = (MicroBatcher(infer, executor, max_batch_size=config.max_batch_size, max_wait_ms=config.max_wait_ms,

@@ -15,6 +15,7 @@ def serve(**overrides) -> int:
     configure_environment()
     config = ServingConfig.from_env(**overrides)
     print(f"mlpath serve: http://{config.host}:{config.port} (model {config.model}, "
-          f"{'micro-batching' if config.batching else 'no batching'}); docs at /docs", flush=True)
+          f"{'micro-batching' if config.batching else 'no batching'}{', int8' if config.int8 else ''}); docs at /docs",
+          flush=True)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info", access_log=False)
     return 0
