@@ -66,11 +66,11 @@ def _ms_per_text(model, sample: list[str], size: int, chunk: int) -> float:
     return (time.perf_counter() - start) / len(sample) * 1000
 
 
-def compute_speedup(folder: Path, texts: list[str], threads: str | None, *, n_texts: int = 96,
+def compute_speedup(folder: Path, texts: list[str], labels, threads: str | None, *, n_texts: int = 96,
                     batch: int = 32) -> dict[str, dict]:
     """Per precision (fp32, and int8 as ``mlpath serve --int8`` runs it): ms per text one at a time
-    vs in batches of ``batch`` (server-style chunks) and their ratio; for int8 also how far its
-    probabilities move from fp32's on the sample (max |change|, share of labels kept)."""
+    vs in batches of ``batch`` (server-style chunks) and their ratio, and accuracy on all of
+    ``texts``; for int8 also how far its probabilities move from fp32's (max |change|, labels kept)."""
     import numpy as np
     import torch
 
@@ -89,9 +89,11 @@ def compute_speedup(folder: Path, texts: list[str], threads: str | None, *, n_te
             one, batched = _ms_per_text(model, sample, 1, 1), _ms_per_text(model, sample, batch, forward_batch)
             out[name] = {"one_ms": one, "batched_ms": batched, "ratio": one / batched,
                          "threads": torch.get_num_threads(), "batch": batch, "forward_batch": forward_batch}
-        p32, p8 = fp32.predict_proba(sample), int8.predict_proba(sample)
+        p32, p8 = fp32.predict_proba(texts), int8.predict_proba(texts)
+        for name, p in (("fp32", p32), ("int8", p8)):
+            out[name]["accuracy"] = float((p.argmax(1) == np.asarray(labels)).mean())
         out["int8"].update(max_change=float(np.abs(p32 - p8).max()),
-                           labels_kept=float((p32.argmax(1) == p8.argmax(1)).mean()), n=n_texts)
+                           labels_kept=float((p32.argmax(1) == p8.argmax(1)).mean()), n=len(texts))
     finally:
         torch.set_num_threads(before)
     return out
@@ -115,20 +117,22 @@ def main() -> list[dict]:
     configure_environment()
     n_requests = int(os.environ.get("BENCH_SERVING_REQUESTS", "400"))
     threads = os.environ.get("BENCH_SERVING_THREADS") or None
-    texts = load_dataset("sst2", "full").splits["dev"]["sentence"].tolist()
+    dev = load_dataset("sst2", "full").splits["dev"]
+    texts = dev["sentence"].tolist()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlpath-bench-serving-") as tmp:
         folder, which = _model_folder(Path(tmp))
         print(f"\nServing benchmark — model: {which}; {n_requests} one-text requests per level, loopback, "
               f"{os.cpu_count()} CPUs, torch threads {threads or 'torch default'}, "
               f"load average {os.getloadavg()[0]:.1f}")
-        compute = compute_speedup(folder, texts, threads)
+        compute = compute_speedup(folder, texts, dev["label"].to_numpy(), threads)
         for name, c in compute.items():
             print(f"compute alone, {name} (in process, no HTTP, {c['threads']} torch threads): {c['one_ms']:.1f} ms "
                   f"per text one at a time, {c['batched_ms']:.1f} ms in batches of {c['batch']} (chunks of "
                   f"{c['forward_batch']}) = x{c['ratio']:.2f}")
         c = compute["int8"]
-        print(f"int8 against fp32 on {c['n']} dev sentences: max |probability change| {c['max_change']:.4f}, "
+        print(f"int8 against fp32 on the {c['n']} dev sentences: accuracy {c['accuracy']:.4f} vs "
+              f"{compute['fp32']['accuracy']:.4f}, max |probability change| {c['max_change']:.4f}, "
               f"labels kept {c['labels_kept']:.1%}")
         for mode, batching, int8 in MODES:
             port = free_port()
