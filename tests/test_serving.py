@@ -378,6 +378,9 @@ def _make_serve_argv() -> list[str]:
     return [Path(argv[0]).name, *argv[1:]]
 
 
+READY_TIMEOUT_S = 300
+
+
 @pytest.fixture(scope="module")
 def served(model, tmp_path_factory):
     """`mlpath serve --port P` in a subprocess, serving a saved tiny model; yields the base URL."""
@@ -391,7 +394,9 @@ def served(model, tmp_path_factory):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        # Importing torch and transformers and loading the model takes seconds on an idle machine,
+        # but well over a minute on 2 cores shared with a training run and another pytest worker.
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             assert server.poll() is None, server.communicate()[0]
             try:
@@ -400,11 +405,13 @@ def served(model, tmp_path_factory):
             except httpx.TransportError:
                 time.sleep(0.3)
         else:
-            pytest.fail("mlpath serve was not ready in 90 s")
+            server.terminate()
+            pytest.fail(f"mlpath serve was not ready in {READY_TIMEOUT_S} s:\n{server.communicate(timeout=30)[0]}")
         yield url, folder
     finally:
-        server.terminate()
-        output = server.communicate(timeout=30)[0]
+        if server.returncode is None:
+            server.terminate()
+            output = server.communicate(timeout=30)[0]
     assert f"mlpath serve: {url}" in output
 
 
