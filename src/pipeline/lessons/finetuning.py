@@ -91,10 +91,11 @@ class Settings:
 # probe on at most 20,000 of them. ``train_size`` caps all three. Learning rate 1e-4, not BERT-base's
 # usual 2e-5 to 5e-5: this small encoder (6 layers, 384 wide) learns faster with it (one epoch on the
 # same 8,000 phrases: 0.854 dev at 1e-4 against 0.837 at 5e-5); 1e-3 collapses (the "try next" row).
+# Three epochs: 0.8968 dev against 0.8956 with two (LoRA 0.877 against 0.865), 38 % more time.
 SETTINGS = {
     "quick": Settings(train_size=256, dev_size=300, test_size=300, epochs=1, lr=1e-4, batch_size=16, lora_lr=2e-3,
                       lora_r=8, lora_train_size=256, probe_train_size=256, eval_each_epoch=False),
-    "full": Settings(train_size=None, dev_size=None, test_size=None, epochs=2, lr=1e-4, batch_size=32, lora_lr=1e-3,
+    "full": Settings(train_size=None, dev_size=None, test_size=None, epochs=3, lr=1e-4, batch_size=32, lora_lr=1e-3,
                      lora_r=8, lora_train_size=20000, probe_train_size=20000, eval_each_epoch=True,
                      length_grouped=True),
 }
